@@ -1,0 +1,54 @@
+"""The ``newsletter`` command: one Typer group per module."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+from pydantic import ValidationError
+
+from newsletter.cli import db, digest, lists, posts, subscribers
+from newsletter.cli.common import CommandError, fail
+from newsletter.cli.demo import demo
+from newsletter.cli.dispatch import dispatch
+from newsletter.config import ConfigurationError
+from newsletter.delivery.send import SendError
+from newsletter.delivery.transports import TransportConfigError
+from newsletter.digest.schedule import ScheduleError
+from newsletter.lists.service import ListError
+from newsletter.posts.sources import SourceError
+from newsletter.rendering.render import RenderError
+from newsletter.runtime import RuntimeFailure
+from newsletter.subscriptions.addresses import InvalidAddress
+
+app = typer.Typer(
+    name="newsletter",
+    help="Turn a news site's posts into a daily email digest and deliver it, exactly once.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(posts.app, name="posts")
+app.add_typer(lists.app, name="lists")
+app.add_typer(subscribers.app, name="subscribers")
+app.add_typer(digest.app, name="digest")
+app.command()(dispatch)
+app.command()(demo)
+
+# Errors a person can act on: shown as one line, not a traceback.
+USER_ERRORS = (
+    CommandError, ConfigurationError, SendError, TransportConfigError, ScheduleError,
+    ListError, SourceError, RenderError, RuntimeFailure, InvalidAddress,
+)  # fmt: skip
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except USER_ERRORS as error:
+        raise SystemExit(fail(str(error)).exit_code) from None
+    except ValidationError as error:
+        # pydantic-settings wraps ConfigurationError raised in a validator.
+        raise SystemExit(fail(f"configuration: {error.errors()[0]['msg']}").exit_code) from None

@@ -1,0 +1,106 @@
+"""What every command shares: settings, console output, errors, the queue and waiting."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from newsletter.config import Settings, get_settings
+from newsletter.db import session_scope
+from newsletter.delivery.send import progress
+
+console = Console()
+errors = Console(stderr=True)
+
+
+class CommandError(Exception):
+    """Ends a command with a message for the person at the terminal and exit status 1."""
+
+
+def fail(message: str) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=1)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+def print_json(value: Any) -> None:
+    # Plain print: rich would wrap long lines and break the JSON for other programs.
+    print(json.dumps(value, indent=2, default=str))  # noqa: T201
+
+
+@contextmanager
+def queue() -> Iterator[bool]:
+    """Make the broker reachable for this command; yields whether a local worker runs.
+
+    With NEWSLETTER_REDIS_URL set, tasks go to that Redis and the deployment's workers. Unset,
+    an embedded Redis and a Celery worker run under var/ for as long as this command does.
+    """
+    current = settings()
+    if current.redis_url:
+        yield False
+        return
+    from newsletter.runtime import celery_worker, embedded_redis
+
+    var = Path("var")
+    with embedded_redis(var / "redis") as url:
+        os.environ["NEWSLETTER_REDIS_URL"] = url
+        get_settings.cache_clear()
+        try:
+            env = {
+                "NEWSLETTER_REDIS_URL": url,
+                "NEWSLETTER_DATABASE_URL": current.database_url,
+                "NEWSLETTER_OUTBOX_DIR": str(current.outbox_dir),
+            }
+            console.print("[dim]Started an embedded Redis and a Celery worker (var/worker.log).[/]")
+            with celery_worker(env, var / "worker.log"):
+                yield True
+        finally:
+            os.environ.pop("NEWSLETTER_REDIS_URL", None)
+            get_settings.cache_clear()
+
+
+def wait_for_edition(edition_id: int, *, timeout: float = 600) -> None:
+    """Follow a send with a progress bar until every delivery has a final state."""
+    deadline = time.monotonic() + timeout
+    columns = (
+        TextColumn("[bold]Sending edition {task.fields[edition]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("sent {task.fields[sent]} · failed {task.fields[failed]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("send", total=None, edition=edition_id, sent=0, failed=0)
+        while True:
+            with session_scope() as session:
+                state = progress(session, edition_id)
+            bar.update(
+                task, total=state.total or None, completed=state.done,
+                sent=state.sent, failed=state.failed,
+            )  # fmt: skip
+            if state.status == "sent" or (state.total and state.remaining == 0):
+                bar.update(task, total=state.total, completed=state.done)
+                return
+            if time.monotonic() > deadline:
+                raise CommandError(
+                    f"edition {edition_id} still has {state.remaining} deliveries after "
+                    f"{timeout:.0f}s; is a worker running? (`newsletter digest status {edition_id}`)"
+                )
+            time.sleep(0.25)

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import dataclasses
+import webbrowser
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from newsletter.cli.common import (
+    CommandError,
+    console,
+    print_json,
+    queue,
+    settings,
+    utcnow,
+    wait_for_edition,
+)
+from newsletter.db import session_scope
+from newsletter.delivery.personalise import Recipient
+from newsletter.delivery.send import SendError, prepare_edition, progress
+from newsletter.digest.build import build_edition
+from newsletter.digest.schedule import local_date
+from newsletter.lists.service import get_list
+from newsletter.models import Edition, EditionStatus
+
+app = typer.Typer(help="Editions: build, preview, send and follow.", no_args_is_help=True)
+
+PREVIEW_READER = Recipient(delivery_id=0, subscriber_id=0, email="reader@example.com")
+
+
+def _edition(session: object, edition_id: int) -> Edition:
+    edition = session.get(Edition, edition_id)  # type: ignore[attr-defined]
+    if edition is None:
+        raise CommandError(f"no edition {edition_id} (see `newsletter digest build`)")
+    assert isinstance(edition, Edition)
+    return edition
+
+
+@app.command()
+def build(
+    list_slug: Annotated[str, typer.Option("--list", "-l", help="List slug.")],
+    day: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD in the list's timezone (default today).")] = None,
+) -> None:
+    """Assemble and render a list's edition for a date (once; later calls show the same one)."""
+    now = utcnow()
+    with session_scope() as session:
+        nl = get_list(session, list_slug)
+        assert nl is not None
+        try:
+            target = date.fromisoformat(day) if day else local_date(nl.timezone, now)
+        except ValueError:
+            raise CommandError(f"--date {day!r} is not a date like 2026-05-15") from None
+        result = build_edition(session, nl, target, now=now, settings=settings())
+        edition = result.edition
+        verb = "Built" if result.created else "Found existing"
+        if edition.status == EditionStatus.SKIPPED:
+            console.print(f"{verb} edition {edition.id} of {nl.slug} for {target}: skipped, {edition.skip_reason}.")
+            return
+        console.print(
+            f"{verb} edition [bold]{edition.id}[/] of {nl.slug} for {target}: "
+            f"{len(edition.items)} stories, {len(edition.html.encode()):,} bytes of HTML, "
+            f"rendered in {edition.render_ms} ms ({edition.status.value})."
+        )
+        console.print(f"Subject: {edition.subject}")
+
+
+@app.command()
+def preview(
+    edition_id: Annotated[int, typer.Argument(help="Edition ID.")],
+    format: Annotated[str, typer.Option(help="html or text")] = "html",
+    output: Annotated[Path | None, typer.Option(help="File to write (default var/preview/edition-ID.html).")] = None,
+    open_browser: Annotated[bool, typer.Option("--open", help="Open the file in a browser.")] = False,
+) -> None:
+    """Write an edition as a sample reader would see it; text goes to the terminal."""
+    with session_scope() as session:
+        edition = _edition(session, edition_id)
+        if edition.status == EditionStatus.SKIPPED:
+            raise CommandError(f"edition {edition_id} was skipped: {edition.skip_reason}")
+        text, html, _ = prepare_edition(edition, settings(), now=utcnow()).bodies(PREVIEW_READER)
+    if format == "text":
+        print(text)  # noqa: T201
+        return
+    path = output or Path("var/preview") / f"edition-{edition_id}.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html, encoding="utf-8")
+    console.print(f"Wrote {path} ({len(html.encode()):,} bytes).")
+    if open_browser:
+        webbrowser.open(path.resolve().as_uri())
+
+
+@app.command()
+def send(
+    edition_id: Annotated[int, typer.Argument(help="Edition ID.")],
+    wait: Annotated[bool, typer.Option(help="Follow progress until done.")] = True,
+) -> None:
+    """Send an edition to every confirmed reader through the Celery queue (exactly once)."""
+    with session_scope() as session:
+        edition = _edition(session, edition_id)
+        if edition.status == EditionStatus.SKIPPED:
+            raise SendError(f"edition {edition_id} was skipped: {edition.skip_reason}")
+        if edition.status != EditionStatus.BUILT:
+            console.print(f"Edition {edition_id} is already {edition.status.value}; nothing new to send.")
+            return status(edition_id)
+    with queue() as local_worker:
+        from workers.tasks import send_edition
+
+        send_edition.delay(edition_id)
+        console.print(f"Queued edition {edition_id}.")
+        if wait or local_worker:
+            wait_for_edition(edition_id)
+    status(edition_id)
+
+
+@app.command()
+def status(
+    edition_id: Annotated[int, typer.Argument(help="Edition ID.")],
+    format: Annotated[str, typer.Option(help="table or json")] = "table",
+) -> None:
+    """Delivery counts of an edition: sent, failed, skipped, remaining."""
+    with session_scope() as session:
+        state = progress(session, edition_id)
+    if format == "json":
+        print_json({**dataclasses.asdict(state), "remaining": state.remaining})
+        return
+    table = Table("Edition", "Status", "Readers", "Sent", "Failed", "Skipped", "Remaining")
+    table.add_row(str(state.edition_id), state.status, str(state.total), str(state.sent),
+                  str(state.failed), str(state.skipped), str(state.remaining))  # fmt: skip
+    console.print(table)

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from newsletter.cli.common import console, queue, settings, utcnow, wait_for_edition
+from newsletter.db import session_scope
+from newsletter.dispatch import dispatch_due
+
+
+def dispatch(
+    wait: Annotated[bool, typer.Option(help="Follow each send until done.")] = False,
+) -> None:
+    """Build and send every list's due edition: the command for a system crontab.
+
+    Safe to run every minute and from several machines: each list gets one edition a day.
+    """
+    with session_scope() as session:
+        ready = dispatch_due(session, now=utcnow(), settings=settings())
+    if not ready:
+        console.print("No edition is due.")
+        return
+    with queue() as local_worker:
+        from workers.tasks import send_edition
+
+        for edition_id in ready:
+            send_edition.delay(edition_id)
+            console.print(f"Queued edition {edition_id}.")
+        if wait or local_worker:
+            for edition_id in ready:
+                wait_for_edition(edition_id)

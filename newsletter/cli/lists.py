@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlalchemy import func, select
+
+from newsletter.cli.common import console, print_json
+from newsletter.db import session_scope
+from newsletter.lists.service import ListSpec, create_list
+from newsletter.models import NewsletterList, Subscription, SubscriptionStatus
+
+app = typer.Typer(help="Newsletter lists: create and list.", no_args_is_help=True)
+
+
+@app.command()
+def create(
+    slug: Annotated[str, typer.Argument(help="Short name used in commands and List-Id, e.g. daily.")],
+    name: Annotated[str, typer.Option(help="Display name, e.g. 'Shortlysts Daily'.")],
+    from_address: Annotated[str, typer.Option(help="Sender address, e.g. news@example.com.")],
+    from_name: Annotated[str, typer.Option(help="Sender name (default: the list name).")] = "",
+    schedule: Annotated[str, typer.Option(help="Cron expression in the list's timezone.")] = "0 7 * * *",
+    timezone: Annotated[str, typer.Option(help="IANA timezone, e.g. America/New_York.")] = "UTC",
+    category: Annotated[list[str] | None, typer.Option(help="Post category to carry (repeat; default all).")] = None,
+    max_posts: Annotated[int, typer.Option(help="Most stories per edition.")] = 25,
+    description: Annotated[str, typer.Option(help="One line shown on signup pages.")] = "",
+) -> None:
+    """Create a list with its schedule, sender and categories."""
+    spec = ListSpec(
+        slug=slug, name=name, from_address=from_address, from_name=from_name,
+        schedule=schedule, timezone=timezone, categories=category or [],
+        max_posts=max_posts, description=description,
+    )  # fmt: skip
+    with session_scope() as session:
+        nl = create_list(session, spec)
+        console.print(f"Created list [bold]{nl.slug}[/] ({nl.name}): {nl.schedule} {nl.timezone}.")
+
+
+@app.command("list")
+def list_(format: Annotated[str, typer.Option(help="table or json")] = "table") -> None:
+    """Show every list with its schedule and confirmed readers."""
+    with session_scope() as session:
+        confirmed = dict(
+            session.execute(
+                select(Subscription.list_id, func.count())
+                .where(Subscription.status == SubscriptionStatus.CONFIRMED)
+                .group_by(Subscription.list_id)
+            ).tuples().all()
+        )
+        lists = session.scalars(select(NewsletterList).order_by(NewsletterList.slug)).all()
+    rows = [
+        {"slug": nl.slug, "name": nl.name, "schedule": nl.schedule, "timezone": nl.timezone,
+         "from": f"{nl.from_name} <{nl.from_address}>", "categories": nl.categories,
+         "confirmed": int(confirmed.get(nl.id, 0))}
+        for nl in lists
+    ]  # fmt: skip
+    if format == "json":
+        print_json(rows)
+        return
+    table = Table("Slug", "Name", "Schedule", "Timezone", "Categories", "Confirmed", "From")
+    for r in rows:
+        table.add_row(r["slug"], r["name"], r["schedule"], r["timezone"],
+                      ", ".join(r["categories"]) or "all", str(r["confirmed"]), r["from"])  # fmt: skip
+    console.print(table)

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import track
+from rich.table import Table
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from newsletter.cli.common import CommandError, console, errors, print_json, settings, utcnow
+from newsletter.db import session_scope
+from newsletter.lists.service import get_list
+from newsletter.models import Subscriber, Subscription, SubscriptionStatus
+from newsletter.subscriptions.service import Signup, parse_subscriber_csv, subscribe
+
+app = typer.Typer(help="Readers: add, import and list.", no_args_is_help=True)
+
+ListOption = Annotated[str, typer.Option("--list", "-l", help="List slug.")]
+
+
+@app.command()
+def add(
+    email: Annotated[str, typer.Argument(help="The reader's address.")],
+    list_slug: ListOption,
+    name: Annotated[str, typer.Option(help="The reader's name.")] = "",
+    pending: Annotated[bool, typer.Option(help="Leave unconfirmed (awaiting double opt-in).")] = False,
+) -> None:
+    """Subscribe one reader (confirmed: use only with consent given elsewhere)."""
+    with session_scope() as session:
+        nl = get_list(session, list_slug)
+        assert nl is not None
+        subscription, created = subscribe(
+            session, nl, Signup(email, name), now=utcnow(), confirmed=not pending, source="cli"
+        )
+        state = "subscribed" if created else "already on the list"
+        console.print(f"{subscription.subscriber.email}: {state} ({subscription.status.value}).")
+
+
+@app.command("import")
+def import_(
+    csv_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV with an email column (name optional).")],
+    list_slug: ListOption,
+) -> None:
+    """Import readers from CSV, confirmed. Any invalid row stops the import before a write."""
+    content = csv_file.read_bytes()
+    if len(content) > settings().max_import_bytes:
+        raise CommandError(f"{csv_file} is larger than the import limit")
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise CommandError(f"{csv_file} is not UTF-8 text: {error}") from None
+    signups, problems = parse_subscriber_csv(text)
+    if problems:
+        for problem in problems:
+            errors.print(f"[red]{csv_file}[/] {problem}")
+        raise CommandError(
+            f"nothing imported: fix the {len(problems)} invalid row(s) above and run again"
+        )
+    added = already = 0
+    with session_scope() as session:
+        nl = get_list(session, list_slug)
+        assert nl is not None
+        for signup in track(signups, description="Importing readers", console=console):
+            _, created = subscribe(session, nl, signup, now=utcnow(), confirmed=True, source="import")
+            added, already = added + created, already + (not created)
+    console.print(f"Imported {len(signups)} readers into {list_slug}: {added} new, {already} already there.")
+
+
+@app.command("list")
+def list_(
+    list_slug: Annotated[str | None, typer.Option("--list", "-l", help="Only this list.")] = None,
+    status: Annotated[SubscriptionStatus | None, typer.Option(help="Only this subscription status.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Readers per page.")] = 50,
+    page: Annotated[int, typer.Option(min=1)] = 1,
+    format: Annotated[str, typer.Option(help="table or json")] = "table",
+) -> None:
+    """List readers with their status and lists."""
+    with session_scope() as session:
+        query = select(Subscriber)
+        if list_slug or status:
+            query = query.join(Subscription)
+            if list_slug:
+                nl = get_list(session, list_slug)
+                assert nl is not None
+                query = query.where(Subscription.list_id == nl.id)
+            if status:
+                query = query.where(Subscription.status == status)
+            query = query.distinct()
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        readers = session.scalars(
+            query.options(selectinload(Subscriber.subscriptions).selectinload(Subscription.newsletter_list))
+            .order_by(Subscriber.id).limit(limit).offset((page - 1) * limit)
+        ).all()  # fmt: skip
+        rows = [
+            {
+                "email": r.email,
+                "name": r.name,
+                "status": r.status.value,
+                "lists": {s.newsletter_list.slug: s.status.value for s in r.subscriptions},
+            }
+            for r in readers
+        ]
+    if format == "json":
+        print_json(rows)
+        return
+    table = Table("Email", "Name", "Status", "Lists", title=f"Readers (page {page}, {total} in all)")
+    for row in rows:
+        lists = ", ".join(f"{slug} ({state})" for slug, state in row["lists"].items())
+        table.add_row(row["email"], row["name"], row["status"], lists)
+    console.print(table)

@@ -1,0 +1,87 @@
+"""Typed settings: ``config/defaults.toml`` < environment file < ``NEWSLETTER_*`` variables."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from newsletter.resources import resource_path
+
+PLACEHOLDER_SECRET = "change-me"
+
+
+class ConfigurationError(ValueError):
+    """The settings cannot run this process; the message tells the operator what to change."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="NEWSLETTER_",
+        env_file=os.environ.get("NEWSLETTER_ENV_FILE", ".env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    environment: Literal["development", "test", "production"]
+    database_url: str
+    redis_url: str
+    smtp_url: str
+    outbox_dir: Path
+    secret_key: str
+    base_url: str
+    mail_domain: str
+    postal_address: str
+    batch_size: int
+    celery_queue: str
+    smtp_timeout: float
+    max_delivery_attempts: int
+    html_budget_bytes: int
+    first_edition_lookback_hours: int
+    max_import_bytes: int
+    site_url: str
+    site_name: str
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        defaults = TomlConfigSettingsSource(settings_cls, resource_path("config", "defaults.toml"))
+        return (init_settings, env_settings, dotenv_settings, defaults)
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret(self) -> Settings:
+        if self.environment != "development" and self.secret_key in ("", PLACEHOLDER_SECRET):
+            raise ConfigurationError(
+                f"NEWSLETTER_SECRET_KEY is the placeholder, which is refused in the "
+                f"{self.environment} environment. Set it to a long random string, e.g. "
+                '`python -c "import secrets; print(secrets.token_urlsafe(48))"`.'
+            )
+        if self.batch_size < 1:
+            raise ConfigurationError("NEWSLETTER_BATCH_SIZE must be at least 1.")
+        return self
+
+    @property
+    def message_domain(self) -> str:
+        """Right-hand side of Message-IDs and of the List-Id."""
+        return self.mail_domain or urlsplit(self.base_url).hostname or "localhost"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()  # type: ignore[call-arg]  # filled from the TOML defaults

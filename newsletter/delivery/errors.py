@@ -1,0 +1,27 @@
+"""Delivery failures, split the way the retry policy needs them.
+
+    DeliveryError
+    ├── TemporaryFailure     4xx reply for one message: retry later with backoff
+    ├── PermanentFailure     5xx reply for one message: record, never retry
+    └── ConnectionLost       the connection failed: retry every unsent message of the batch
+"""
+
+from __future__ import annotations
+
+
+class DeliveryError(Exception):
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class TemporaryFailure(DeliveryError):
+    pass
+
+
+class PermanentFailure(DeliveryError):
+    pass
+
+
+class ConnectionLost(DeliveryError):
+    pass

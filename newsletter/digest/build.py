@@ -1,0 +1,135 @@
+"""Assemble and render an edition: once per list and date, the same however often asked."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from newsletter.config import Settings
+from newsletter.digest.schedule import edition_cutoff
+from newsletter.digest.selection import Candidate, select_posts
+from newsletter.models import Edition, EditionItem, EditionStatus, NewsletterList, Post
+from newsletter.rendering.digest import DigestContext, Story, render_digest
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    edition: Edition
+    created: bool
+
+
+def _window_start(session: Session, nl: NewsletterList, day: date, cutoff: datetime,
+                  lookback: timedelta) -> datetime:
+    previous = session.scalar(
+        select(Edition.cutoff)
+        .where(Edition.list_id == nl.id, Edition.edition_date < day)
+        .order_by(Edition.edition_date.desc())
+        .limit(1)
+    )
+    return previous if previous is not None else cutoff - lookback
+
+
+def _posts_in_earlier_editions(session: Session, nl: NewsletterList) -> set[int]:
+    rows = session.scalars(
+        select(EditionItem.post_id).join(Edition).where(Edition.list_id == nl.id)
+    )
+    return set(rows)
+
+
+def story_of(post: Post) -> Story:
+    return Story(
+        title=post.title,
+        url=post.url,
+        dek=post.dek,
+        summary=post.summary,
+        category=post.category,
+        image_url=post.image_url,
+        image_alt=post.image_alt or post.title,
+    )
+
+
+def render_edition(edition: Edition, settings: Settings) -> None:
+    """(Re)render an edition's stored email from its items, within the HTML budget."""
+    nl = edition.newsletter_list
+    context = DigestContext(
+        list_name=nl.name,
+        language=nl.language,
+        edition_date=edition.edition_date,
+        site_name=settings.site_name,
+        site_url=settings.site_url,
+        postal_address=settings.postal_address,
+    )
+    started = time.perf_counter()
+    email, _ = render_digest(
+        context, [story_of(item.post) for item in edition.items],
+        budget_bytes=settings.html_budget_bytes,
+    )
+    edition.render_ms = round((time.perf_counter() - started) * 1000)
+    edition.subject, edition.preheader = email.subject, email.preheader
+    edition.html, edition.text = email.html, email.text
+
+
+def build_edition(
+    session: Session, nl: NewsletterList, day: date, *, now: datetime, settings: Settings
+) -> BuildResult:
+    """The edition of ``nl`` for ``day`` (a date in the list's timezone).
+
+    An existing edition is returned untouched. Otherwise the posts published since the
+    previous edition's cutoff are selected; with none, the edition is stored as skipped with
+    the reason, so the dispatcher does not try again all day.
+    """
+    existing = session.scalar(
+        select(Edition).where(Edition.list_id == nl.id, Edition.edition_date == day)
+    )
+    if existing is not None:
+        return BuildResult(existing, created=False)
+
+    cutoff = edition_cutoff(nl.schedule, nl.timezone, day, now)
+    window_start = _window_start(
+        session, nl, day, cutoff, timedelta(hours=settings.first_edition_lookback_hours)
+    )
+    candidates = session.execute(
+        select(Post.id, Post.published_at, Post.category).where(
+            Post.published_at > window_start, Post.published_at <= cutoff
+        )
+    )
+    post_ids = select_posts(
+        (Candidate(*row) for row in candidates),
+        window_start=window_start,
+        cutoff=cutoff,
+        categories=nl.categories,
+        already_sent=_posts_in_earlier_editions(session, nl),
+        limit=nl.max_posts,
+    )
+    edition = Edition(
+        newsletter_list=nl, edition_date=day, window_start=window_start, cutoff=cutoff
+    )
+    if not post_ids:
+        edition.status = EditionStatus.SKIPPED
+        edition.skip_reason = (
+            f"no new posts published between {window_start:%Y-%m-%d %H:%M} and "
+            f"{cutoff:%Y-%m-%d %H:%M} UTC"
+            + (f" in categories {', '.join(nl.categories)}" if nl.categories else "")
+        )
+    else:
+        posts = {p.id: p for p in session.scalars(select(Post).where(Post.id.in_(post_ids)))}
+        edition.items = [
+            EditionItem(post=posts[pid], position=i) for i, pid in enumerate(post_ids, start=1)
+        ]
+        render_edition(edition, settings)
+    try:
+        with session.begin_nested():
+            session.add(edition)
+    except IntegrityError:
+        # Another builder won the race for (list, date): theirs is the edition.
+        winner = session.scalar(
+            select(Edition).where(Edition.list_id == nl.id, Edition.edition_date == day)
+        )
+        assert winner is not None
+        return BuildResult(winner, created=False)
+    return BuildResult(edition, created=True)

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+
+from sqlalchemy import Date, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from newsletter.db import Base
+from newsletter.models.newsletter_list import NewsletterList
+from newsletter.models.post import Post
+from newsletter.models.types import UTCDateTime, str_enum, utcnow
+
+
+class EditionStatus(enum.StrEnum):
+    BUILT = "built"  # rendered, not yet sent
+    SENDING = "sending"  # delivery rows exist, batches queued
+    SENT = "sent"  # every delivery reached a final state
+    SKIPPED = "skipped"  # nothing to send; ``skip_reason`` says why
+
+
+class Edition(Base):
+    """One list's issue for one date in the list's timezone; rendered once, sent once."""
+
+    __tablename__ = "editions"
+    __table_args__ = (UniqueConstraint("list_id", "edition_date"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
+    edition_date: Mapped[date] = mapped_column(Date)
+    # Posts published in (window_start, cutoff] are this edition's candidates.
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    cutoff: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[EditionStatus] = mapped_column(
+        str_enum(EditionStatus, "edition_status"), default=EditionStatus.BUILT
+    )
+    skip_reason: Mapped[str] = mapped_column(Text, default="")
+    subject: Mapped[str] = mapped_column(String(300), default="")
+    preheader: Mapped[str] = mapped_column(String(300), default="")
+    # Rendered once, with placeholders for the per-recipient parts.
+    html: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    render_ms: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    send_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    newsletter_list: Mapped[NewsletterList] = relationship()
+    items: Mapped[list[EditionItem]] = relationship(
+        back_populates="edition", order_by="EditionItem.position", cascade="all, delete-orphan"
+    )
+
+
+class EditionItem(Base):
+    __tablename__ = "edition_items"
+    __table_args__ = (
+        UniqueConstraint("edition_id", "post_id"),
+        UniqueConstraint("edition_id", "position"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"))
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="RESTRICT"))
+    position: Mapped[int]
+
+    edition: Mapped[Edition] = relationship(back_populates="items")
+    post: Mapped[Post] = relationship()

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from newsletter.db import Base
+from newsletter.models.types import UTCDateTime, utcnow
+
+
+class NewsletterList(Base):
+    """A mailing list with its own schedule, sender and choice of post categories."""
+
+    __tablename__ = "lists"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    # Standard five-field cron expression, read in ``timezone``.
+    schedule: Mapped[str] = mapped_column(String(100), default="0 7 * * *")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    from_name: Mapped[str] = mapped_column(String(200))
+    from_address: Mapped[str] = mapped_column(String(320))
+    reply_to: Mapped[str | None] = mapped_column(String(320), default=None)
+    # Empty list: every category.
+    categories: Mapped[list[str]] = mapped_column(JSON, default=list)
+    max_posts: Mapped[int] = mapped_column(default=25)
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from newsletter.db import Base
+from newsletter.models.newsletter_list import NewsletterList
+from newsletter.models.types import UTCDateTime, str_enum, utcnow
+
+
+class SubscriberStatus(enum.StrEnum):
+    ACTIVE = "active"
+    BLOCKED = "blocked"  # bounced hard or complained: never mailed
+
+
+class SubscriptionStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting for double opt-in
+    CONFIRMED = "confirmed"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+class Frequency(enum.StrEnum):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
+class Subscriber(Base):
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Normalised address (email-validator): unique per install.
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[SubscriberStatus] = mapped_column(
+        str_enum(SubscriberStatus, "subscriber_status"), default=SubscriberStatus.ACTIVE
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    subscriptions: Mapped[list[Subscription]] = relationship(back_populates="subscriber")
+
+
+class Subscription(Base):
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "list_id"),
+        Index("ix_subscriptions_list_status", "list_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
+    status: Mapped[SubscriptionStatus] = mapped_column(
+        str_enum(SubscriptionStatus, "subscription_status"), default=SubscriptionStatus.PENDING
+    )
+    frequency: Mapped[Frequency] = mapped_column(
+        str_enum(Frequency, "frequency"), default=Frequency.DAILY
+    )
+    source: Mapped[str] = mapped_column(String(32), default="cli")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="subscriptions")
+    newsletter_list: Mapped[NewsletterList] = relationship()

@@ -1,0 +1,98 @@
+"""The validated shape of an incoming post, whatever its source."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from newsletter.posts.sanitise import clean_html, clean_text, html_to_paragraphs
+
+SUMMARY_CHARS = 320
+
+
+def _http_url(value: str) -> str:
+    value = value.strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an http(s) URL, got {value[:80]!r}")
+    if any(c in value for c in "\r\n\t "):
+        raise ValueError("must not contain spaces or line breaks")
+    return value
+
+
+class PostIn(BaseModel):
+    """A post as a feed, the CMS or a file hands it over, cleaned on validation."""
+
+    guid: str = Field(default="", max_length=500)
+    url: str = Field(max_length=2000)
+    title: str = Field(max_length=2000)
+    dek: str = Field(default="", max_length=5000)
+    body_html: str = Field(default="", max_length=500_000)
+    category: str = Field(default="", max_length=100)
+    author: str = Field(default="", max_length=200)
+    image_url: str | None = Field(default=None, max_length=2000)
+    image_alt: str = Field(default="", max_length=500)
+    published_at: datetime
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _http_url(value)
+
+    @field_validator("image_url")
+    @classmethod
+    def _image_url(cls, value: str | None) -> str | None:
+        return _http_url(value) if value else None
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        title = clean_text(value, max_length=300)
+        if not title:
+            raise ValueError("a post needs a title")
+        return title
+
+    @field_validator("dek", "category", "author", "image_alt", "guid")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        return clean_text(value)
+
+    @field_validator("body_html")
+    @classmethod
+    def _body(cls, value: str) -> str:
+        return clean_html(value)
+
+    @field_validator("published_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _defaults(self) -> PostIn:
+        if not self.guid:
+            self.guid = self.url
+        if not self.dek:
+            paragraphs = html_to_paragraphs(self.body_html)
+            self.dek = clean_text(paragraphs[0], max_length=200) if paragraphs else ""
+        return self
+
+    @property
+    def summary(self) -> str:
+        """The opening paragraph of the body: what the digest shows under the dek."""
+        paragraphs = [p for p in html_to_paragraphs(self.body_html) if p != self.dek]
+        # Skip a leading section heading such as "What Happened?".
+        for paragraph in paragraphs:
+            if len(paragraph.split()) > 8:
+                return clean_text(paragraph, max_length=SUMMARY_CHARS)
+        return ""
+
+    @property
+    def content_hash(self) -> str:
+        fields = (
+            self.url, self.title, self.dek, self.body_html, self.category, self.author,
+            self.image_url or "", self.image_alt, self.published_at.isoformat(),
+        )  # fmt: skip
+        return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()

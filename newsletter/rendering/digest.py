@@ -1,0 +1,86 @@
+"""The digest email of an edition, kept under Gmail's clipping size."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import date
+from typing import Any
+
+from newsletter.rendering import placeholders
+from newsletter.rendering.render import RenderedEmail, render_email
+
+# Gmail clips HTML beyond ~102 KB and hides the footer, unsubscribe link included.
+GMAIL_CLIP_BYTES = 102 * 1024
+
+
+@dataclass(frozen=True)
+class Story:
+    title: str
+    url: str
+    dek: str
+    summary: str
+    category: str
+    image_url: str | None
+    image_alt: str
+
+
+@dataclass(frozen=True)
+class DigestContext:
+    list_name: str
+    language: str
+    edition_date: date
+    site_name: str
+    site_url: str
+    postal_address: str
+    intro: str = ""
+
+    def template_context(self, full: Sequence[Story], headlines: Sequence[Story]) -> dict[str, Any]:
+        stories = [asdict(s) for s in full]
+        compact = [asdict(s) for s in headlines]
+        return {
+            "list_name": self.list_name,
+            "language": self.language,
+            "date_long": f"{self.edition_date:%A, %B} {self.edition_date.day}, {self.edition_date.year}",
+            "date_short": f"{self.edition_date:%b} {self.edition_date.day}",
+            "site_name": self.site_name,
+            "site_url": self.site_url,
+            "postal_address": self.postal_address,
+            "intro": self.intro,
+            "stories": stories,
+            "headlines": compact,
+            "lead": (stories or compact)[0],
+            "stories_total": len(stories) + len(compact),
+            **placeholders.context(),
+        }
+
+
+def render_digest(
+    context: DigestContext, stories: Sequence[Story], *, budget_bytes: int
+) -> tuple[RenderedEmail, int]:
+    """Render with as many full stories as fit in ``budget_bytes`` of HTML.
+
+    Returns the email and how many stories are shown in full; the rest become a compact
+    headline list. Binary search, since size grows with each story.
+    """
+    if not stories:
+        raise ValueError("a digest needs at least one story")
+
+    def attempt(full: int) -> RenderedEmail:
+        return render_email(
+            "digest", context.template_context(stories[:full], stories[full:])
+        )
+
+    best = attempt(len(stories))
+    if best.html_bytes <= budget_bytes:
+        return best, len(stories)
+    low, high = 1, len(stories) - 1
+    best, best_full = attempt(1), 1
+    while low <= high:
+        middle = (low + high) // 2
+        candidate = attempt(middle)
+        if candidate.html_bytes <= budget_bytes:
+            best, best_full, low = candidate, middle, middle + 1
+        else:
+            high = middle - 1
+    return best, best_full

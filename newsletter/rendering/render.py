@@ -1,0 +1,117 @@
+"""Render an email once: Jinja -> MJML -> HTML -> inlined CSS, plus a plain-text part.
+
+Templates live in ``templates/email/<name>/``: ``subject.txt``, ``body.txt`` and
+``body.mjml`` (optionally ``preheader.txt``), extending ``templates/email/_base/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import textwrap
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+import premailer
+from mjml import mjml2html
+
+from newsletter.resources import resource_path
+
+_BLANK_RUNS = re.compile(r"\n{3,}")
+_WHITESPACE = re.compile(r"\s+")
+
+
+class RenderError(RuntimeError):
+    """A template or the MJML compiler failed; the message names the template."""
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    """A rendered email: plain values that can cross the broker as JSON."""
+
+    subject: str
+    preheader: str
+    text: str
+    html: str
+
+    @property
+    def html_bytes(self) -> int:
+        return len(self.html.encode("utf-8"))
+
+
+def header_text(value: str, max_length: int = 250) -> str:
+    """One line fit for a header: CR, LF and other whitespace runs become one space."""
+    value = _WHITESPACE.sub(" ", value).strip()
+    if len(value) > max_length:
+        value = value[: max_length - 1].rstrip() + "…"
+    return value
+
+
+def _wrap(value: str, width: int = 72) -> str:
+    return textwrap.fill(value, width=width, break_long_words=False, break_on_hyphens=False)
+
+
+@lru_cache(maxsize=2)
+def environment(*, html: bool) -> jinja2.Environment:
+    """Two environments: HTML-escaping for MJML, non-escaping for text and subjects."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(resource_path("templates", "email")),
+        autoescape=html,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.filters["wrap"] = _wrap
+    return env
+
+
+def _render(name: str, context: dict[str, Any], *, html: bool) -> str:
+    try:
+        return environment(html=html).get_template(name).render(context)
+    except jinja2.TemplateError as error:
+        raise RenderError(f"template {name}: {error}") from error
+
+
+def compile_mjml(source: str) -> str:
+    """MJML to HTML with no remote font imports, then CSS inlined.
+
+    premailer keeps the <style> blocks and ``!important``: MJML's responsive columns live in
+    media queries that only work from a <style> block and must win over inline widths.
+    """
+    try:
+        compiled = mjml2html(source, fonts={}, disable_comments=False)
+    except Exception as error:  # mjml raises a bare ValueError/RuntimeError subclass
+        raise RenderError(f"MJML did not compile: {error}") from error
+    inliner = premailer.Premailer(
+        compiled,
+        keep_style_tags=True,
+        strip_important=False,
+        remove_classes=False,
+        disable_validation=True,
+        allow_network=False,
+        cssutils_logging_level=logging.CRITICAL,
+    )
+    return str(inliner.transform())
+
+
+def _exists(name: str) -> bool:
+    try:
+        environment(html=False).get_template(name)
+    except jinja2.TemplateNotFound:
+        return False
+    return True
+
+
+def render_email(name: str, context: dict[str, Any]) -> RenderedEmail:
+    """Render ``templates/email/<name>/`` with ``context``."""
+    subject = header_text(_render(f"{name}/subject.txt", context, html=False))
+    preheader = str(context.get("preheader", ""))
+    if _exists(f"{name}/preheader.txt"):
+        preheader = header_text(_render(f"{name}/preheader.txt", context, html=False), 200)
+    full = {**context, "subject": subject, "preheader": preheader}
+    text = _BLANK_RUNS.sub("\n\n", _render(f"{name}/body.txt", full, html=False)).strip() + "\n"
+    html = compile_mjml(_render(f"{name}/body.mjml", full, html=True))
+    return RenderedEmail(subject=subject, preheader=preheader, text=text, html=html)

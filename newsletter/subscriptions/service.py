@@ -1,0 +1,119 @@
+"""Readers joining and leaving lists."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from newsletter.models import (
+    Frequency,
+    NewsletterList,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+)
+from newsletter.subscriptions.addresses import InvalidAddress, normalise_address
+
+
+@dataclass(frozen=True)
+class Signup:
+    email: str
+    name: str = ""
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    already: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def find_subscriber(session: Session, email: str) -> Subscriber | None:
+    return session.scalar(select(Subscriber).where(func.lower(Subscriber.email) == email.lower()))
+
+
+def subscribe(
+    session: Session,
+    nl: NewsletterList,
+    signup: Signup,
+    *,
+    now: datetime,
+    confirmed: bool,
+    source: str,
+    frequency: Frequency = Frequency.DAILY,
+) -> tuple[Subscription, bool]:
+    """Subscribe an address to a list; returns the subscription and whether it is new.
+
+    ``confirmed`` is for imports of readers who already opted in elsewhere; the web form
+    leaves it false until the reader confirms.
+    """
+    email = normalise_address(signup.email)
+    subscriber = find_subscriber(session, email)
+    if subscriber is None:
+        subscriber = Subscriber(email=email, name=signup.name.strip()[:200])
+        session.add(subscriber)
+        session.flush()
+    subscription = session.scalar(
+        select(Subscription).where(
+            Subscription.subscriber_id == subscriber.id, Subscription.list_id == nl.id
+        )
+    )
+    created = subscription is None
+    if subscription is None:
+        subscription = Subscription(
+            subscriber=subscriber, newsletter_list=nl, source=source, frequency=frequency
+        )
+        session.add(subscription)
+    if confirmed and subscription.status != SubscriptionStatus.CONFIRMED:
+        subscription.status = SubscriptionStatus.CONFIRMED
+        subscription.confirmed_at = now
+        subscription.unsubscribed_at = None
+    session.flush()
+    return subscription, created
+
+
+def parse_subscriber_csv(content: str) -> tuple[list[Signup], list[str]]:
+    """Rows of a CSV with an ``email`` column (``name`` optional), or one address per line.
+
+    Every row is checked before anything is stored, so a bad row never leaves half a file.
+    """
+    reader = csv.reader(io.StringIO(content))
+    rows = [row for row in reader if any(cell.strip() for cell in row)]
+    if not rows:
+        return [], ["the file holds no addresses"]
+    header = [cell.strip().lower() for cell in rows[0]]
+    if "email" in header:
+        email_at, name_at = header.index("email"), header.index("name") if "name" in header else None
+        body, first_line = rows[1:], 2
+    else:
+        email_at, name_at, body, first_line = 0, 1 if len(rows[0]) > 1 else None, rows, 1
+    signups, errors = [], []
+    for number, row in enumerate(body, start=first_line):
+        raw = row[email_at] if email_at < len(row) else ""
+        try:
+            email = normalise_address(raw)
+        except InvalidAddress as error:
+            errors.append(f"line {number}: {error}")
+            continue
+        name = row[name_at].strip() if name_at is not None and name_at < len(row) else ""
+        signups.append(Signup(email=email, name=name))
+    return signups, errors
+
+
+def import_subscribers(
+    session: Session, nl: NewsletterList, signups: Iterable[Signup], *, now: datetime, source: str
+) -> ImportReport:
+    report = ImportReport()
+    for signup in signups:
+        _, created = subscribe(session, nl, signup, now=now, confirmed=True, source=source)
+        if created:
+            report.added += 1
+        else:
+            report.already += 1
+    return report

@@ -1,0 +1,42 @@
+"""The Celery application: ``celery -A workers worker`` and ``celery -A workers beat``."""
+
+from __future__ import annotations
+
+from celery import Celery
+from celery.schedules import crontab
+
+from newsletter.config import get_settings
+
+# Countdowns of retried batches stay well below this, or Redis would hand them out twice.
+VISIBILITY_TIMEOUT_S = 2 * 60 * 60
+
+
+def create_app() -> Celery:
+    settings = get_settings()
+    if not settings.redis_url:
+        raise RuntimeError(
+            "NEWSLETTER_REDIS_URL is not set: a worker needs the Redis broker, "
+            "e.g. NEWSLETTER_REDIS_URL=redis://127.0.0.1:6379/0"
+        )
+    app = Celery("newsletter", broker=settings.redis_url, include=["workers.tasks"])
+    app.conf.update(
+        task_default_queue=settings.celery_queue,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        # Tasks are idempotent on the delivery ledger, so a lost worker's task may run again.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+        beat_schedule={
+            "dispatch-due-editions": {
+                "task": "workers.tasks.dispatch_due_editions",
+                "schedule": crontab(minute="*"),
+            },
+        },
+    )
+    return app

@@ -1,0 +1,79 @@
+"""Thin tasks: take IDs, open a unit of work, call the domain, enqueue after commit."""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import UTC, datetime
+
+from celery import shared_task
+
+from newsletter.config import get_settings
+from newsletter.db import session_scope
+from newsletter.delivery.send import BatchRange, deliver_batch, pending_batches, start_sending
+from newsletter.delivery.transports import transport_from_url
+from newsletter.dispatch import dispatch_due
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def enqueue_batches(edition_id: int) -> int:
+    """Queue a task per pending batch of an edition; call only after the rows are committed."""
+    settings = get_settings()
+    with session_scope() as session:
+        batches = pending_batches(session, edition_id, settings.batch_size)
+    for batch in batches:
+        deliver.delay(batch.edition_id, batch.first_id, batch.last_id)
+    return len(batches)
+
+
+@shared_task(name="workers.tasks.send_edition")
+def send_edition(edition_id: int) -> int:
+    """Create the edition's deliveries, then fan out one task per batch."""
+    with session_scope() as session:
+        created = start_sending(session, edition_id, now=utcnow())
+    batches = enqueue_batches(edition_id) if created else 0
+    log.info("edition %s: %s deliveries in %s batches", edition_id, created, batches)
+    return created
+
+
+@shared_task(
+    name="workers.tasks.deliver",
+    bind=True,
+    max_retries=8,
+    acks_late=True,
+)
+def deliver(self: object, edition_id: int, first_id: int, last_id: int) -> int:
+    """Send one keyset range of deliveries; temporary failures retry with backoff."""
+    settings = get_settings()
+    transport = transport_from_url(
+        settings.smtp_url, outbox_dir=settings.outbox_dir, timeout=settings.smtp_timeout
+    )
+    with session_scope() as session:
+        result = deliver_batch(
+            session, BatchRange(edition_id, first_id, last_id), transport, settings, clock=utcnow
+        )
+    log.info(
+        "edition %s batch %s-%s: %s sent, %s failed, %s skipped, %s to retry",
+        edition_id, first_id, last_id, result.sent, result.failed, result.skipped, result.retry,
+    )
+    if result.needs_retry:
+        retries: int = self.request.retries  # type: ignore[attr-defined]
+        countdown = min(30 * 2**retries, 3600) * random.uniform(0.8, 1.2)
+        raise self.retry(countdown=countdown)  # type: ignore[attr-defined]
+    return result.sent
+
+
+@shared_task(name="workers.tasks.dispatch_due_editions")
+def dispatch_due_editions() -> list[int]:
+    """Build and send every list's edition whose scheduled time today has passed."""
+    settings = get_settings()
+    with session_scope() as session:
+        to_send = dispatch_due(session, now=utcnow(), settings=settings)
+    for edition_id in to_send:
+        send_edition.delay(edition_id)
+    return to_send
