@@ -18,7 +18,7 @@ from pydantic_settings import (
 
 from newsletter.resources import resource_path
 
-PLACEHOLDER_SECRET = "change-me"
+PLACEHOLDER_SECRET = "change-me"  # noqa: S105  (the value we refuse)
 
 
 class ConfigurationError(ValueError):
@@ -84,4 +84,4 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()  # type: ignore[call-arg]  # filled from the TOML defaults
+    return Settings()

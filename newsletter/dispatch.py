@@ -27,10 +27,17 @@ def dispatch_due(session: Session, *, now: datetime, settings: Settings) -> list
     for nl in session.scalars(select(NewsletterList).order_by(NewsletterList.id)):
         if not is_due(nl.schedule, nl.timezone, now):
             continue
-        result = build_edition(session, nl, local_date(nl.timezone, now), now=now, settings=settings)
+        result = build_edition(
+            session, nl, local_date(nl.timezone, now), now=now, settings=settings
+        )
         edition = result.edition
         if edition.status == EditionStatus.BUILT:
             ready.append(edition.id)
         elif result.created and edition.status == EditionStatus.SKIPPED:
-            log.info("list %s: edition %s skipped: %s", nl.slug, edition.edition_date, edition.skip_reason)
+            log.info(
+                "list %s: edition %s skipped: %s",
+                nl.slug,
+                edition.edition_date,
+                edition.skip_reason,
+            )
     return ready

@@ -95,14 +95,15 @@ def celery_worker(
     ]  # fmt: skip
     if queue:
         command.append(f"--queues={queue}")
-    process = subprocess.Popen(
-        command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    # Output goes to the log file too: a pipe nobody reads would block the worker when full.
+    with logfile.open("ab") as output:
+        process = subprocess.Popen(
+            command, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT
+        )
     try:
         yield process
         if process.poll() is not None:
-            stderr = process.stderr.read().decode() if process.stderr else ""
-            raise RuntimeFailure(f"the Celery worker exited early: {stderr[-2000:]}")
+            raise RuntimeFailure(f"the Celery worker exited early; see {logfile}")
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)  # warm shutdown: finish the current task

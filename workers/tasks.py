@@ -59,7 +59,13 @@ def deliver(self: object, edition_id: int, first_id: int, last_id: int) -> int:
         )
     log.info(
         "edition %s batch %s-%s: %s sent, %s failed, %s skipped, %s to retry",
-        edition_id, first_id, last_id, result.sent, result.failed, result.skipped, result.retry,
+        edition_id,
+        first_id,
+        last_id,
+        result.sent,
+        result.failed,
+        result.skipped,
+        result.retry,
     )
     if result.needs_retry:
         retries: int = self.request.retries  # type: ignore[attr-defined]

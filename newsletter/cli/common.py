@@ -42,7 +42,7 @@ def settings() -> Settings:
 
 def print_json(value: Any) -> None:
     # Plain print: rich would wrap long lines and break the JSON for other programs.
-    print(json.dumps(value, indent=2, default=str))  # noqa: T201
+    print(json.dumps(value, indent=2, default=str))
 
 
 @contextmanager
@@ -101,6 +101,7 @@ def wait_for_edition(edition_id: int, *, timeout: float = 600) -> None:
             if time.monotonic() > deadline:
                 raise CommandError(
                     f"edition {edition_id} still has {state.remaining} deliveries after "
-                    f"{timeout:.0f}s; is a worker running? (`newsletter digest status {edition_id}`)"
+                    f"{timeout:.0f}s; is a worker running? "
+                    f"(`newsletter digest status {edition_id}`)"
                 )
             time.sleep(0.25)

@@ -9,8 +9,8 @@ from pathlib import Path
 from rich.table import Table
 
 from newsletter import migrate
-from newsletter.cli.digest import PREVIEW_READER
 from newsletter.cli.common import console, queue, settings, utcnow, wait_for_edition
+from newsletter.cli.digest import PREVIEW_READER
 from newsletter.cli.posts import print_import_report
 from newsletter.db import session_scope
 from newsletter.delivery.send import prepare_edition, progress
@@ -81,7 +81,9 @@ def demo() -> None:
         report = upsert_posts(session, posts)
         print_import_report(report)
         readers = import_subscribers(session, nl, DEMO_READERS, now=now, source="demo")
-        console.print(f"Readers on {nl.slug}: {readers.added} new, {readers.already} already there.")
+        console.print(
+            f"Readers on {nl.slug}: {readers.added} new, {readers.already} already there."
+        )
         result = build_edition(session, nl, today, now=now, settings=config)
         edition = result.edition
         edition_id, story_count = edition.id, len(edition.items)
@@ -96,7 +98,9 @@ def demo() -> None:
         preview.write_text(html, encoding="utf-8")
 
     if already_sent:
-        console.print("[yellow]Today's edition was sent by an earlier run; delete var/ to start over.[/]")
+        console.print(
+            "[yellow]Today's edition was sent by an earlier run; delete var/ to start over.[/]"
+        )
     else:
         with queue():
             from workers.tasks import send_edition

@@ -42,7 +42,10 @@ def _edition(session: object, edition_id: int) -> Edition:
 @app.command()
 def build(
     list_slug: Annotated[str, typer.Option("--list", "-l", help="List slug.")],
-    day: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD in the list's timezone (default today).")] = None,
+    day: Annotated[
+        str | None,
+        typer.Option("--date", help="YYYY-MM-DD in the list's timezone (default today)."),
+    ] = None,
 ) -> None:
     """Assemble and render a list's edition for a date (once; later calls show the same one)."""
     now = utcnow()
@@ -57,7 +60,10 @@ def build(
         edition = result.edition
         verb = "Built" if result.created else "Found existing"
         if edition.status == EditionStatus.SKIPPED:
-            console.print(f"{verb} edition {edition.id} of {nl.slug} for {target}: skipped, {edition.skip_reason}.")
+            console.print(
+                f"{verb} edition {edition.id} of {nl.slug} for {target}: "
+                f"skipped, {edition.skip_reason}."
+            )
             return
         console.print(
             f"{verb} edition [bold]{edition.id}[/] of {nl.slug} for {target}: "
@@ -71,8 +77,12 @@ def build(
 def preview(
     edition_id: Annotated[int, typer.Argument(help="Edition ID.")],
     format: Annotated[str, typer.Option(help="html or text")] = "html",
-    output: Annotated[Path | None, typer.Option(help="File to write (default var/preview/edition-ID.html).")] = None,
-    open_browser: Annotated[bool, typer.Option("--open", help="Open the file in a browser.")] = False,
+    output: Annotated[
+        Path | None, typer.Option(help="File to write (default var/preview/edition-ID.html).")
+    ] = None,
+    open_browser: Annotated[
+        bool, typer.Option("--open", help="Open the file in a browser.")
+    ] = False,
 ) -> None:
     """Write an edition as a sample reader would see it; text goes to the terminal."""
     with session_scope() as session:
@@ -81,7 +91,7 @@ def preview(
             raise CommandError(f"edition {edition_id} was skipped: {edition.skip_reason}")
         text, html, _ = prepare_edition(edition, settings(), now=utcnow()).bodies(PREVIEW_READER)
     if format == "text":
-        print(text)  # noqa: T201
+        print(text)
         return
     path = output or Path("var/preview") / f"edition-{edition_id}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +112,9 @@ def send(
         if edition.status == EditionStatus.SKIPPED:
             raise SendError(f"edition {edition_id} was skipped: {edition.skip_reason}")
         if edition.status != EditionStatus.BUILT:
-            console.print(f"Edition {edition_id} is already {edition.status.value}; nothing new to send.")
+            console.print(
+                f"Edition {edition_id} is already {edition.status.value}; nothing new to send."
+            )
             return status(edition_id)
     with queue() as local_worker:
         from workers.tasks import send_edition

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -16,13 +16,19 @@ app = typer.Typer(help="Newsletter lists: create and list.", no_args_is_help=Tru
 
 @app.command()
 def create(
-    slug: Annotated[str, typer.Argument(help="Short name used in commands and List-Id, e.g. daily.")],
+    slug: Annotated[
+        str, typer.Argument(help="Short name used in commands and List-Id, e.g. daily.")
+    ],
     name: Annotated[str, typer.Option(help="Display name, e.g. 'Shortlysts Daily'.")],
     from_address: Annotated[str, typer.Option(help="Sender address, e.g. news@example.com.")],
     from_name: Annotated[str, typer.Option(help="Sender name (default: the list name).")] = "",
-    schedule: Annotated[str, typer.Option(help="Cron expression in the list's timezone.")] = "0 7 * * *",
+    schedule: Annotated[
+        str, typer.Option(help="Cron expression in the list's timezone.")
+    ] = "0 7 * * *",
     timezone: Annotated[str, typer.Option(help="IANA timezone, e.g. America/New_York.")] = "UTC",
-    category: Annotated[list[str] | None, typer.Option(help="Post category to carry (repeat; default all).")] = None,
+    category: Annotated[
+        list[str] | None, typer.Option(help="Post category to carry (repeat; default all).")
+    ] = None,
     max_posts: Annotated[int, typer.Option(help="Most stories per edition.")] = 25,
     description: Annotated[str, typer.Option(help="One line shown on signup pages.")] = "",
 ) -> None:
@@ -46,10 +52,10 @@ def list_(format: Annotated[str, typer.Option(help="table or json")] = "table") 
                 select(Subscription.list_id, func.count())
                 .where(Subscription.status == SubscriptionStatus.CONFIRMED)
                 .group_by(Subscription.list_id)
-            ).tuples().all()
+            ).all()
         )
         lists = session.scalars(select(NewsletterList).order_by(NewsletterList.slug)).all()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"slug": nl.slug, "name": nl.name, "schedule": nl.schedule, "timezone": nl.timezone,
          "from": f"{nl.from_name} <{nl.from_address}>", "categories": nl.categories,
          "confirmed": int(confirmed.get(nl.id, 0))}
@@ -61,5 +67,6 @@ def list_(format: Annotated[str, typer.Option(help="table or json")] = "table") 
     table = Table("Slug", "Name", "Schedule", "Timezone", "Categories", "Confirmed", "From")
     for r in rows:
         table.add_row(r["slug"], r["name"], r["schedule"], r["timezone"],
-                      ", ".join(r["categories"]) or "all", str(r["confirmed"]), r["from"])  # fmt: skip
+                      ", ".join(r["categories"]) or "all", str(r["confirmed"]),
+                      r["from"])  # fmt: skip
     console.print(table)

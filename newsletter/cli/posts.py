@@ -21,13 +21,16 @@ def print_import_report(report: ImportReport) -> None:
         errors.print(f"[red]skipped[/] {error}")
     console.print(
         f"Imported {report.imported} posts: {report.created} new, {report.updated} updated, "
-        f"{report.unchanged} unchanged" + (f"; {len(report.errors)} skipped" if report.errors else "")
+        f"{report.unchanged} unchanged"
+        + (f"; {len(report.errors)} skipped" if report.errors else "")
     )
 
 
 @app.command("import")
 def import_(
-    source: Annotated[str, typer.Argument(help="RSS/Atom feed, JSON file or article .txt: a path or URL.")],
+    source: Annotated[
+        str, typer.Argument(help="RSS/Atom feed, JSON file or article .txt: a path or URL.")
+    ],
 ) -> None:
     """Import posts: new ones are added, edited ones updated (matched by GUID, else URL).
 
@@ -68,7 +71,9 @@ def list_(
             for p in posts
         ])  # fmt: skip
         return
-    table = Table("ID", "Published (UTC)", "Category", "Title", title=f"Posts (page {page}, {total} in all)")
+    table = Table(
+        "ID", "Published (UTC)", "Category", "Title", title=f"Posts (page {page}, {total} in all)"
+    )
     for p in posts:
         table.add_row(str(p.id), f"{p.published_at:%Y-%m-%d %H:%M}", p.category, p.title)
     console.print(table)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import track
@@ -25,7 +25,9 @@ def add(
     email: Annotated[str, typer.Argument(help="The reader's address.")],
     list_slug: ListOption,
     name: Annotated[str, typer.Option(help="The reader's name.")] = "",
-    pending: Annotated[bool, typer.Option(help="Leave unconfirmed (awaiting double opt-in).")] = False,
+    pending: Annotated[
+        bool, typer.Option(help="Leave unconfirmed (awaiting double opt-in).")
+    ] = False,
 ) -> None:
     """Subscribe one reader (confirmed: use only with consent given elsewhere)."""
     with session_scope() as session:
@@ -40,7 +42,12 @@ def add(
 
 @app.command("import")
 def import_(
-    csv_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV with an email column (name optional).")],
+    csv_file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, help="CSV with an email column (name optional)."
+        ),
+    ],
     list_slug: ListOption,
 ) -> None:
     """Import readers from CSV, confirmed. Any invalid row stops the import before a write."""
@@ -63,15 +70,21 @@ def import_(
         nl = get_list(session, list_slug)
         assert nl is not None
         for signup in track(signups, description="Importing readers", console=console):
-            _, created = subscribe(session, nl, signup, now=utcnow(), confirmed=True, source="import")
+            _, created = subscribe(
+                session, nl, signup, now=utcnow(), confirmed=True, source="import"
+            )
             added, already = added + created, already + (not created)
-    console.print(f"Imported {len(signups)} readers into {list_slug}: {added} new, {already} already there.")
+    console.print(
+        f"Imported {len(signups)} readers into {list_slug}: {added} new, {already} already there."
+    )
 
 
 @app.command("list")
 def list_(
     list_slug: Annotated[str | None, typer.Option("--list", "-l", help="Only this list.")] = None,
-    status: Annotated[SubscriptionStatus | None, typer.Option(help="Only this subscription status.")] = None,
+    status: Annotated[
+        SubscriptionStatus | None, typer.Option(help="Only this subscription status.")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Readers per page.")] = 50,
     page: Annotated[int, typer.Option(min=1)] = 1,
     format: Annotated[str, typer.Option(help="table or json")] = "table",
@@ -93,7 +106,7 @@ def list_(
             query.options(selectinload(Subscriber.subscriptions).selectinload(Subscription.newsletter_list))
             .order_by(Subscriber.id).limit(limit).offset((page - 1) * limit)
         ).all()  # fmt: skip
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "email": r.email,
                 "name": r.name,
@@ -105,7 +118,9 @@ def list_(
     if format == "json":
         print_json(rows)
         return
-    table = Table("Email", "Name", "Status", "Lists", title=f"Readers (page {page}, {total} in all)")
+    table = Table(
+        "Email", "Name", "Status", "Lists", title=f"Readers (page {page}, {total} in all)"
+    )
     for row in rows:
         lists = ", ".join(f"{slug} ({state})" for slug, state in row["lists"].items())
         table.add_row(row["email"], row["name"], row["status"], lists)

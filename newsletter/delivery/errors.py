@@ -1,9 +1,9 @@
 """Delivery failures, split the way the retry policy needs them.
 
-    DeliveryError
-    ├── TemporaryFailure     4xx reply for one message: retry later with backoff
-    ├── PermanentFailure     5xx reply for one message: record, never retry
-    └── ConnectionLost       the connection failed: retry every unsent message of the batch
+DeliveryError
+├── TemporaryFailure     4xx reply for one message: retry later with backoff
+├── PermanentFailure     5xx reply for one message: record, never retry
+└── ConnectionLost       the connection failed: retry every unsent message of the batch
 """
 
 from __future__ import annotations

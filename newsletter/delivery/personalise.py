@@ -20,7 +20,6 @@ from email.utils import format_datetime
 from newsletter.rendering import placeholders
 from newsletter.subscriptions.tokens import PREFERENCES, UNSUBSCRIBE, make_token
 
-
 _UNFOLDED = SMTP.clone(max_line_length=998)
 
 
@@ -69,8 +68,12 @@ class PreparedEdition:
 
     def links(self, recipient: Recipient) -> tuple[str, str]:
         base = self.base_url.rstrip("/")
-        unsubscribe = make_token(self.secret_key, UNSUBSCRIBE, recipient.subscriber_id, self.list_id)
-        preferences = make_token(self.secret_key, PREFERENCES, recipient.subscriber_id, self.list_id)
+        unsubscribe = make_token(
+            self.secret_key, UNSUBSCRIBE, recipient.subscriber_id, self.list_id
+        )
+        preferences = make_token(
+            self.secret_key, PREFERENCES, recipient.subscriber_id, self.list_id
+        )
         return f"{base}/unsubscribe/{unsubscribe}", f"{base}/preferences/{preferences}"
 
     def bodies(self, recipient: Recipient) -> tuple[str, str, str]:

@@ -12,8 +12,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import and_, exists, func, insert, literal, select, update
+from sqlalchemy import CursorResult, Result, and_, exists, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -60,6 +61,11 @@ class BatchResult:
         return self.retry > 0
 
 
+def _rowcount(result: Result[Any]) -> int:
+    """Rows an INSERT or UPDATE touched (DML results are always cursor results)."""
+    return int(cast(CursorResult[Any], result).rowcount or 0)
+
+
 def _receives_edition() -> ColumnElement[bool]:
     return and_(
         Subscription.status == SubscriptionStatus.CONFIRMED,
@@ -84,8 +90,8 @@ def start_sending(session: Session, edition_id: int, *, now: datetime) -> int:
         .where(Edition.id == edition_id, Edition.status == EditionStatus.BUILT)
         .values(status=EditionStatus.SENDING, send_started_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount
-    if not moved:
+    )
+    if not _rowcount(moved):
         return 0
     readers = (
         select(
@@ -111,7 +117,7 @@ def start_sending(session: Session, edition_id: int, *, now: datetime) -> int:
                "created_at", "updated_at"]  # fmt: skip
     result = session.execute(insert(Delivery).from_select(columns, readers))
     session.refresh(edition)
-    return int(result.rowcount or 0)
+    return _rowcount(result)
 
 
 def pending_batches(session: Session, edition_id: int, batch_size: int) -> list[BatchRange]:
@@ -125,9 +131,9 @@ def pending_batches(session: Session, edition_id: int, batch_size: int) -> list[
         .subquery()
     )
     bounds = session.execute(
-        select(
-            func.min(numbered.c.id), func.max(numbered.c.id)
-        ).group_by((numbered.c.n - 1) / batch_size).order_by(func.min(numbered.c.id))
+        select(func.min(numbered.c.id), func.max(numbered.c.id))
+        .group_by((numbered.c.n - 1) // batch_size)
+        .order_by(func.min(numbered.c.id))
     ).all()
     return [BatchRange(edition_id, int(first), int(last)) for first, last in bounds]
 
@@ -198,6 +204,9 @@ def deliver_batch(
         )
         .where(Delivery.claim == claim, Delivery.status == DeliveryStatus.SENDING)
         .order_by(Delivery.id)
+        # The claim was a bulk UPDATE: rows already in the session must be reloaded, or a
+        # write of their old in-memory status would look like no change and be skipped.
+        .execution_options(populate_existing=True)
     ).all()
     prepared = prepare_edition(edition, settings, now=clock())
     with transport:
@@ -220,7 +229,9 @@ def deliver_batch(
                 transport.send(prepared.from_address, email, message.data)
             except PermanentFailure as error:
                 delivery.status, delivery.claim, delivery.last_error = (
-                    DeliveryStatus.FAILED, None, str(error)
+                    DeliveryStatus.FAILED,
+                    None,
+                    str(error),
                 )
                 result.failed += 1
             except TemporaryFailure as error:
@@ -234,7 +245,9 @@ def deliver_batch(
                 break
             else:
                 delivery.status, delivery.claim, delivery.last_error = (
-                    DeliveryStatus.SENT, None, ""
+                    DeliveryStatus.SENT,
+                    None,
+                    "",
                 )
                 delivery.sent_at = now
                 result.sent += 1
@@ -268,8 +281,8 @@ def finish_if_complete(session: Session, edition_id: int, *, now: datetime) -> b
         .where(Edition.id == edition_id, Edition.status == EditionStatus.SENDING, ~unfinished)
         .values(status=EditionStatus.SENT, sent_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount
-    return bool(done)
+    )
+    return _rowcount(done) > 0
 
 
 @dataclass(frozen=True)
@@ -302,9 +315,12 @@ def progress(session: Session, edition_id: int) -> Progress:
             select(Delivery.status, func.count())
             .where(Delivery.edition_id == edition_id)
             .group_by(Delivery.status)
-        ).tuples().all()
+        ).all()
     )
-    get = lambda s: int(counts.get(s, 0))  # noqa: E731
+
+    def get(status: DeliveryStatus) -> int:
+        return int(counts.get(status, 0))
+
     return Progress(
         edition_id=edition_id,
         status=edition.status.value,

@@ -74,7 +74,9 @@ class SMTPTransport:
             if self.username:
                 connection.login(self.username, self.password or "")
         except smtplib.SMTPAuthenticationError as error:
-            raise ConnectionLost(f"SMTP login refused: {error.smtp_code}", error.smtp_code) from error
+            raise ConnectionLost(
+                f"SMTP login refused: {error.smtp_code}", error.smtp_code
+            ) from error
         except (OSError, smtplib.SMTPException) as error:
             raise ConnectionLost(f"cannot reach {self.host}:{self.port}: {error}") from error
         return connection

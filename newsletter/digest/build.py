@@ -23,8 +23,9 @@ class BuildResult:
     created: bool
 
 
-def _window_start(session: Session, nl: NewsletterList, day: date, cutoff: datetime,
-                  lookback: timedelta) -> datetime:
+def _window_start(
+    session: Session, nl: NewsletterList, day: date, cutoff: datetime, lookback: timedelta
+) -> datetime:
     previous = session.scalar(
         select(Edition.cutoff)
         .where(Edition.list_id == nl.id, Edition.edition_date < day)
@@ -66,7 +67,8 @@ def render_edition(edition: Edition, settings: Settings) -> None:
     )
     started = time.perf_counter()
     email, _ = render_digest(
-        context, [story_of(item.post) for item in edition.items],
+        context,
+        [story_of(item.post) for item in edition.items],
         budget_bytes=settings.html_budget_bytes,
     )
     edition.render_ms = round((time.perf_counter() - started) * 1000)

@@ -44,10 +44,11 @@ def upsert_posts(session: Session, posts: Iterable[PostIn]) -> ImportReport:
     by_guid: dict[str, PostIn] = {}
     for post in posts:
         by_guid[post.guid] = post  # the last copy in one source wins
-    existing = {
-        row.guid: row
-        for row in session.scalars(select(Post).where(Post.guid.in_(list(by_guid))))
-    } if by_guid else {}
+    existing = (
+        {row.guid: row for row in session.scalars(select(Post).where(Post.guid.in_(list(by_guid))))}
+        if by_guid
+        else {}
+    )
     for guid, post in by_guid.items():
         row = existing.get(guid)
         values = {

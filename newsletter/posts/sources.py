@@ -73,7 +73,9 @@ def parse_feed(content: bytes, *, now: datetime) -> Parsed:
         reason = feed.get("bozo_exception") or "it holds no items"
         raise SourceError(f"not a readable RSS or Atom feed: {reason}")
     if feed.bozo:
-        parsed.warnings.append(f"the feed is not well-formed ({feed.bozo_exception}); read what could be")
+        parsed.warnings.append(
+            f"the feed is not well-formed ({feed.bozo_exception}); read what could be"
+        )
     for index, entry in enumerate(feed.entries, start=1):
         label = f"item {index} ({clean_text(entry.get('title', ''))[:60] or 'untitled'})"
         body = ""

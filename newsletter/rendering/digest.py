@@ -38,11 +38,12 @@ class DigestContext:
     def template_context(self, full: Sequence[Story], headlines: Sequence[Story]) -> dict[str, Any]:
         stories = [asdict(s) for s in full]
         compact = [asdict(s) for s in headlines]
+        day = self.edition_date
         return {
             "list_name": self.list_name,
             "language": self.language,
-            "date_long": f"{self.edition_date:%A, %B} {self.edition_date.day}, {self.edition_date.year}",
-            "date_short": f"{self.edition_date:%b} {self.edition_date.day}",
+            "date_long": f"{day:%A, %B} {day.day}, {day.year}",
+            "date_short": f"{day:%b} {day.day}",
             "site_name": self.site_name,
             "site_url": self.site_url,
             "postal_address": self.postal_address,
@@ -67,9 +68,7 @@ def render_digest(
         raise ValueError("a digest needs at least one story")
 
     def attempt(full: int) -> RenderedEmail:
-        return render_email(
-            "digest", context.template_context(stories[:full], stories[full:])
-        )
+        return render_email("digest", context.template_context(stories[:full], stories[full:]))
 
     best = attempt(len(stories))
     if best.html_bytes <= budget_bytes:

@@ -58,7 +58,7 @@ def environment(*, html: bool) -> jinja2.Environment:
     """Two environments: HTML-escaping for MJML, non-escaping for text and subjects."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(resource_path("templates", "email")),
-        autoescape=html,
+        autoescape=html,  # noqa: S701  (text and subjects are not HTML)
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

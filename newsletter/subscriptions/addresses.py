@@ -19,5 +19,7 @@ def normalise_address(value: str) -> str:
     try:
         result = validate_email(value.strip(), check_deliverability=False)
     except EmailNotValidError as error:
-        raise InvalidAddress(f"{value.strip()[:80]!r} is not a valid email address: {error}") from None
+        raise InvalidAddress(
+            f"{value.strip()[:80]!r} is not a valid email address: {error}"
+        ) from None
     return str(result.normalized)

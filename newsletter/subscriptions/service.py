@@ -89,7 +89,10 @@ def parse_subscriber_csv(content: str) -> tuple[list[Signup], list[str]]:
         return [], ["the file holds no addresses"]
     header = [cell.strip().lower() for cell in rows[0]]
     if "email" in header:
-        email_at, name_at = header.index("email"), header.index("name") if "name" in header else None
+        email_at, name_at = (
+            header.index("email"),
+            header.index("name") if "name" in header else None,
+        )
         body, first_line = rows[1:], 2
     else:
         email_at, name_at, body, first_line = 0, 1 if len(rows[0]) > 1 else None, rows, 1

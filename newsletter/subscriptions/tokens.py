@@ -36,7 +36,9 @@ def read_token(secret_key: str, purpose: str, token: str) -> ReaderToken:
     try:
         value = _serializer(secret_key, purpose).loads(token)
     except BadSignature:
-        raise InvalidToken("this link is not valid; it may have been cut short or altered") from None
+        raise InvalidToken(
+            "this link is not valid; it may have been cut short or altered"
+        ) from None
     if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value)):
         raise InvalidToken("this link is not valid")
     return ReaderToken(subscriber_id=value[0], list_id=value[1])

@@ -1,0 +1,112 @@
+"""Rendering benchmark: one edition rendered once vs. a naive render per recipient.
+
+Prints JSON lines {"metric", "value", "unit"}:
+  render_ms_{10,25}          time to render an edition of 10 / 25 posts (Jinja+MJML+premailer)
+  html_bytes_{10,25}         its HTML size (Gmail clips above 104,448 bytes)
+  full_stories_25            stories shown in full at 25 posts (the rest collapse to headlines)
+  personalise_msgs_per_s     per-recipient messages from the rendered edition (this pipeline)
+  naive_msgs_per_s           full render + MIME per recipient (the baseline)
+  speedup_vs_naive           ratio of the two
+
+Usage: python bench/render.py [--recipients 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from datetime import UTC, date, datetime
+
+from newsletter.delivery.personalise import PreparedEdition, Recipient
+from newsletter.posts.sources import parse_feed
+from newsletter.rendering.digest import DigestContext, Story, render_digest
+from newsletter.resources import data_path
+
+BUDGET = 100_000
+
+
+def emit(metric: str, value: float, unit: str) -> None:
+    print(json.dumps({"metric": metric, "value": round(value, 3), "unit": unit}), flush=True)
+
+
+def stories(count: int) -> list[Story]:
+    posts = parse_feed(data_path("sample_feed.xml").read_bytes(), now=datetime.now(UTC)).posts
+    result = []
+    for i in range(count):
+        p = posts[i % len(posts)]
+        result.append(
+            Story(
+                title=p.title if i < len(posts) else f"{p.title} ({i})",
+                url=p.url, dek=p.dek, summary=p.summary, category=p.category,
+                image_url=p.image_url, image_alt=p.image_alt or p.title,
+            )
+        )  # fmt: skip
+    return result
+
+
+CONTEXT = DigestContext(
+    list_name="Shortlysts Daily",
+    language="en",
+    edition_date=date(2025, 5, 16),
+    site_name="Shortlysts",
+    site_url="https://www.shortlysts.com",
+    postal_address="Shortlysts, 1 Example Street, Springfield",
+)
+
+
+def time_render(count: int, repeat: int = 5) -> tuple[float, int, int]:
+    items = stories(count)
+    timings = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        email, full = render_digest(CONTEXT, items, budget_bytes=BUDGET)
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings) * 1000, email.html_bytes, full
+
+
+def prepared(email_html: str, email_text: str, subject: str) -> PreparedEdition:
+    return PreparedEdition(
+        edition_id=1, list_id=1, list_slug="daily", list_name="Shortlysts Daily",
+        subject=subject, html=email_html, text=email_text, from_name="Shortlysts",
+        from_address="digest@shortlysts.example.com", reply_to=None, domain="example.com",
+        base_url="https://news.example.com", secret_key="bench", date=datetime.now(UTC),
+    )  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipients", type=int, default=2000)
+    args = parser.parse_args()
+
+    for count in (10, 25):
+        ms, size, full = time_render(count)
+        emit(f"render_ms_{count}", ms, "ms")
+        emit(f"html_bytes_{count}", size, "bytes")
+        if count == 25:
+            emit("full_stories_25", full, "stories")
+
+    items = stories(10)
+    email, _ = render_digest(CONTEXT, items, budget_bytes=BUDGET)
+    edition = prepared(email.html, email.text, email.subject)
+    started = time.perf_counter()
+    for i in range(args.recipients):
+        edition.personalise(Recipient(i, i, f"reader{i}@example.com"))
+    fast = args.recipients / (time.perf_counter() - started)
+    emit("personalise_msgs_per_s", fast, "msgs/s")
+
+    naive_count = max(args.recipients // 20, 20)
+    started = time.perf_counter()
+    for i in range(naive_count):
+        again, _ = render_digest(CONTEXT, items, budget_bytes=BUDGET)
+        prepared(again.html, again.text, again.subject).personalise(
+            Recipient(i, i, f"reader{i}@example.com")
+        )
+    naive = naive_count / (time.perf_counter() - started)
+    emit("naive_msgs_per_s", naive, "msgs/s")
+    emit("speedup_vs_naive", fast / naive, "x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""The delivery ledger with an in-memory transport: exactly once, failures classified."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from newsletter.config import Settings
+from newsletter.delivery.errors import ConnectionLost, PermanentFailure, TemporaryFailure
+from newsletter.delivery.send import (
+    BatchRange,
+    SendError,
+    deliver_batch,
+    pending_batches,
+    progress,
+    start_sending,
+)
+from newsletter.delivery.transports import MemoryTransport
+from newsletter.models import (
+    Delivery,
+    DeliveryStatus,
+    EditionStatus,
+    NewsletterList,
+    Subscription,
+    SubscriptionStatus,
+)
+from tests.factories import edition_with_readers
+
+READERS = ["ann@example.com", "bob@example.com", "cat@example.com", "dan@example.com"]
+
+
+def clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class FlakyTransport(MemoryTransport):
+    """Fails the listed recipients with the given error, once each."""
+
+    def __init__(self, failures: dict[str, Exception]) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def send(self, sender: str, recipient: str, message: bytes) -> None:
+        error = self.failures.pop(recipient, None)
+        if error is not None:
+            raise error
+        super().send(sender, recipient, message)
+
+
+@pytest.fixture
+def edition_id(
+    session: Session, daily_list: NewsletterList, now: datetime, settings: Settings
+) -> int:
+    edition = edition_with_readers(session, daily_list, READERS, now=now, settings=settings)
+    return edition.id
+
+
+def send_all(
+    session: Session, edition_id: int, transport: MemoryTransport, settings: Settings
+) -> None:
+    for batch in pending_batches(session, edition_id, settings.batch_size):
+        deliver_batch(session, batch, transport, settings, clock=clock)
+
+
+def test_start_sending_creates_one_delivery_per_confirmed_reader(
+    session: Session, edition_id: int, now: datetime
+) -> None:
+    assert start_sending(session, edition_id, now=now) == len(READERS)
+    session.commit()
+    assert session.scalar(select(Delivery).limit(1)).status == DeliveryStatus.QUEUED  # type: ignore[union-attr]
+
+
+def test_start_sending_twice_creates_rows_once(
+    session: Session, edition_id: int, now: datetime
+) -> None:
+    start_sending(session, edition_id, now=now)
+    assert start_sending(session, edition_id, now=now) == 0
+    session.commit()
+    assert len(session.scalars(select(Delivery)).all()) == len(READERS)
+
+
+def test_pending_readers_are_not_sent_to(session: Session, edition_id: int, now: datetime) -> None:
+    pending = session.scalars(select(Subscription)).first()
+    assert pending is not None
+    pending.status = SubscriptionStatus.PENDING
+    session.flush()
+    assert start_sending(session, edition_id, now=now) == len(READERS) - 1
+
+
+def test_batches_are_keyset_ranges_covering_every_row(
+    session: Session, edition_id: int, now: datetime
+) -> None:
+    start_sending(session, edition_id, now=now)
+    session.commit()
+    batches = pending_batches(session, edition_id, batch_size=3)
+    ids = session.scalars(select(Delivery.id).order_by(Delivery.id)).all()
+    assert [(b.first_id, b.last_id) for b in batches] == [(ids[0], ids[2]), (ids[3], ids[3])]
+
+
+def test_every_reader_gets_one_message_and_edition_is_sent(
+    session: Session, edition_id: int, now: datetime, settings: Settings
+) -> None:
+    start_sending(session, edition_id, now=now)
+    session.commit()
+    transport = MemoryTransport()
+    send_all(session, edition_id, transport, settings)
+    assert sorted(rcpt for _, rcpt, _ in transport.sent) == READERS
+    state = progress(session, edition_id)
+    assert (state.status, state.sent, state.remaining) == (EditionStatus.SENT, len(READERS), 0)
+
+
+def test_running_a_batch_twice_sends_nothing_twice(
+    session: Session, edition_id: int, now: datetime, settings: Settings
+) -> None:
+    start_sending(session, edition_id, now=now)
+    session.commit()
+    transport = MemoryTransport()
+    batch = pending_batches(session, edition_id, settings.batch_size)[0]
+    deliver_batch(session, batch, transport, settings, clock=clock)
+    deliver_batch(session, batch, transport, settings, clock=clock)
+    assert len(transport.sent) == len(READERS)
+
+
+def test_reader_who_left_after_the_send_began_is_skipped(
+    session: Session, edition_id: int, now: datetime, settings: Settings
+) -> None:
+    start_sending(session, edition_id, now=now)
+    leaver = session.scalars(select(Subscription)).first()
+    assert leaver is not None
+    leaver.status = SubscriptionStatus.UNSUBSCRIBED
+    session.commit()
+    transport = MemoryTransport()
+    send_all(session, edition_id, transport, settings)
+    assert leaver.subscriber.email not in [rcpt for _, rcpt, _ in transport.sent]
+    assert progress(session, edition_id).skipped == 1
+
+
+def test_permanent_failure_is_recorded_and_not_retried(
+    session: Session, edition_id: int, now: datetime, settings: Settings
+) -> None:
+    start_sending(session, edition_id, now=now)
+    session.commit()
+    transport = FlakyTransport({"bob@example.com": PermanentFailure("550 5.1.1 no such user", 550)})
+    send_all(session, edition_id, transport, settings)
+    failed = session.scalars(select(Delivery).where(Delivery.status == DeliveryStatus.FAILED)).one()
+    assert failed.last_error == "550 5.1.1 no such user"
+    assert pending_batches(session, edition_id, settings.batch_size) == []
+
+
+def test_temporary_failure_is_queued_again_then_delivered(
+    session: Session, edition_id: int, now: datetime, settings: Settings
+) -> None:
+    start_sending(session, edition_id, now=now)
+    session.commit()
+    transport = FlakyTransport({"bob@example.com": TemporaryFailure("451 try later", 451)})
+    batch = pending_batches(session, edition_id, settings.batch_size)[0]
+    result = deliver_batch(session, batch, transport, settings, clock=clock)
+    assert result.needs_retry
+    assert progress(session, edition_id).queued == 1
+    deliver_batch(session, batch, transport, settings, clock=clock)
+    assert sorted(rcpt for _, rcpt, _ in transport.sent) == READERS
+
+
+def test_lost_connection_requeues_only_the_unsent_rest(
+    session: Session, edition_id: int, now: datetime, settings: Settings
+) -> None:
+    start_sending(session, edition_id, now=now)
+    session.commit()
+    transport = FlakyTransport({"cat@example.com": ConnectionLost("connection reset")})
+    batch = pending_batches(session, edition_id, settings.batch_size)[0]
+    deliver_batch(session, batch, transport, settings, clock=clock)
+    assert progress(session, edition_id).queued == 2
+    deliver_batch(session, batch, transport, settings, clock=clock)
+    assert sorted(rcpt for _, rcpt, _ in transport.sent) == READERS
+
+
+def test_attempts_are_capped(
+    session: Session, edition_id: int, now: datetime, settings: Settings
+) -> None:
+    start_sending(session, edition_id, now=now)
+    session.commit()
+    batch = pending_batches(session, edition_id, settings.batch_size)[0]
+    for _ in range(settings.max_delivery_attempts):
+        transport = FlakyTransport({"ann@example.com": TemporaryFailure("452 mailbox full", 452)})
+        deliver_batch(session, batch, transport, settings, clock=clock)
+    state = progress(session, edition_id)
+    assert (state.failed, state.remaining, state.status) == (1, 0, EditionStatus.SENT)
+
+
+def test_a_skipped_edition_cannot_be_sent(
+    session: Session, daily_list: NewsletterList, now: datetime, settings: Settings
+) -> None:
+    edition = edition_with_readers(
+        session, daily_list, READERS, now=now, settings=settings, posts=0
+    )
+    assert edition.status == EditionStatus.SKIPPED
+    with pytest.raises(SendError, match="skipped"):
+        start_sending(session, edition.id, now=now)
+
+
+def test_batch_of_an_unknown_edition_does_nothing(session: Session, settings: Settings) -> None:
+    result = deliver_batch(
+        session, BatchRange(999, 1, 10), MemoryTransport(), settings, clock=clock
+    )
+    assert result.sent == 0
