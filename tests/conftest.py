@@ -55,7 +55,7 @@ def test_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
 
 
 @pytest.fixture(scope="session")
-def database_url(test_environment: dict[str, str]) -> str:
+def database_url(test_environment: dict[str, str]) -> Iterator[str]:
     from newsletter import migrate
 
     url = test_environment["NEWSLETTER_DATABASE_URL"]
@@ -65,7 +65,8 @@ def database_url(test_environment: dict[str, str]) -> str:
         Base.metadata.drop_all(connection)
         connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
     migrate.upgrade(url)
-    return url
+    yield url
+    engine.dispose()
 
 
 @pytest.fixture

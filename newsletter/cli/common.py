@@ -19,8 +19,8 @@ from newsletter.config import Settings, get_settings
 from newsletter.db import session_scope
 from newsletter.delivery.send import progress
 
-console = Console()
-errors = Console(stderr=True)
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 
 class CommandError(Exception):

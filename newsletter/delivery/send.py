@@ -115,9 +115,15 @@ def start_sending(session: Session, edition_id: int, *, now: datetime) -> int:
     )
     columns = ["edition_id", "subscriber_id", "status", "attempts", "last_error",
                "created_at", "updated_at"]  # fmt: skip
-    result = session.execute(insert(Delivery).from_select(columns, readers))
+    # A Core insert of the table: the ORM's bulk-insert path would not report a row count.
+    created = _rowcount(
+        session.execute(
+            insert(Delivery.__table__).from_select(columns, readers),
+            execution_options={"preserve_rowcount": True},
+        )
+    )
     session.refresh(edition)
-    return _rowcount(result)
+    return created
 
 
 def pending_batches(session: Session, edition_id: int, batch_size: int) -> list[BatchRange]:

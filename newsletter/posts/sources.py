@@ -56,10 +56,23 @@ def _entry_date(entry: Any) -> datetime | None:
     return None
 
 
+def _entry_body(entry: Any) -> str:
+    """The HTML article body: feedparser also files <media:description> under ``content``,
+    as text/plain, so the longest HTML entry is taken."""
+    contents = entry.get("content") or []
+    html_parts = [c.get("value", "") for c in contents if "html" in c.get("type", "text/html")]
+    return max(html_parts, key=len, default="")
+
+
+def _media_description(entry: Any) -> str:
+    contents = entry.get("content") or []
+    return next((c.get("value", "") for c in contents if c.get("type") == "text/plain"), "")
+
+
 def _entry_image(entry: Any) -> tuple[str | None, str]:
     for media in entry.get("media_content", []):
         if media.get("url") and media.get("medium", "image") == "image":
-            return media["url"], entry.get("media_description", "") or ""
+            return media["url"], _media_description(entry)
     for enclosure in entry.get("enclosures", []):
         if enclosure.get("type", "").startswith("image/") and enclosure.get("href"):
             return enclosure["href"], ""
@@ -78,9 +91,7 @@ def parse_feed(content: bytes, *, now: datetime) -> Parsed:
         )
     for index, entry in enumerate(feed.entries, start=1):
         label = f"item {index} ({clean_text(entry.get('title', ''))[:60] or 'untitled'})"
-        body = ""
-        if entry.get("content"):
-            body = entry["content"][0].get("value", "")
+        body = _entry_body(entry)
         summary = entry.get("summary", "")
         dek = summary if body and summary != body else ""
         if not body:

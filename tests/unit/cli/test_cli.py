@@ -1,0 +1,118 @@
+"""The ``newsletter`` command as an operator uses it: clear errors, nothing half-written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from newsletter.cli import USER_ERRORS, app
+from newsletter.models import NewsletterList, Post, Subscriber
+
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str]:
+    """Run like ``main()`` does: a user error becomes a message and exit status 1."""
+    result = runner.invoke(app, list(args))
+    if isinstance(result.exception, USER_ERRORS):
+        return 1, f"{result.output}error: {result.exception}"
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.output
+
+
+def count(session: Session, model: type) -> int:
+    return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def test_help_lists_every_command() -> None:
+    code, output = run("--help")
+    assert code == 0
+    for command in ("db", "posts", "lists", "subscribers", "digest", "dispatch", "demo"):
+        assert command in output
+
+
+def test_malformed_feed_is_refused_and_writes_nothing(tmp_path: Path, session: Session) -> None:
+    feed = tmp_path / "broken.xml"
+    feed.write_bytes(b"<rss><channel><title>oops</title")
+    code, output = run("posts", "import", str(feed))
+    assert code == 1
+    assert "not a readable RSS or Atom feed" in output
+    assert count(session, Post) == 0
+
+
+def test_missing_source_file_is_a_clear_error(tmp_path: Path) -> None:
+    code, output = run("posts", "import", str(tmp_path / "nope.xml"))
+    assert code == 1
+    assert "no such file" in output
+
+
+def test_csv_with_an_invalid_address_imports_nobody(
+    tmp_path: Path, session: Session, daily_list: NewsletterList
+) -> None:
+    csv = tmp_path / "readers.csv"
+    csv.write_text("email,name\nann@example.com,Ann\nnot-an-address,Bob\ncat@example.com,Cat\n")
+    code, output = run("subscribers", "import", str(csv), "--list", "daily")
+    assert code == 1
+    assert "line 3" in output
+    assert "nothing imported" in output
+    assert count(session, Subscriber) == 0
+
+
+def test_csv_import_then_json_listing(
+    tmp_path: Path, session: Session, daily_list: NewsletterList
+) -> None:
+    csv = tmp_path / "readers.csv"
+    csv.write_text("email,name\nAnn@Example.COM,Ann\nbob@example.com,Bob\n")
+    code, _ = run("subscribers", "import", str(csv), "--list", "daily")
+    assert code == 0
+    code, output = run("subscribers", "list", "--format", "json")
+    assert code == 0
+    readers = json.loads(output)
+    assert readers == [
+        {"email": "Ann@example.com", "name": "Ann", "status": "active",
+         "lists": {"daily": "confirmed"}},
+        {"email": "bob@example.com", "name": "Bob", "status": "active",
+         "lists": {"daily": "confirmed"}},
+    ]  # fmt: skip
+
+
+def test_list_name_with_line_breaks_cannot_inject_headers(session: Session) -> None:
+    code, _ = run(
+        "lists", "create", "evil", "--name", "Daily\r\nBcc: victim@example.com",
+        "--from-address", "news@example.com",
+    )  # fmt: skip
+    assert code == 0
+    nl = session.scalar(select(NewsletterList).where(NewsletterList.slug == "evil"))
+    assert nl is not None
+    assert "\n" not in nl.name and "\r" not in nl.name
+    assert "\n" not in nl.from_name
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--schedule", "every morning"), "not a five-field cron expression"),
+        (("--timezone", "Mars/Olympus"), "not an IANA timezone"),
+        (("--from-address", "news@"), "not a valid email address"),
+    ],
+)
+def test_list_with_bad_settings_is_refused(
+    session: Session, args: tuple[str, ...], message: str
+) -> None:
+    base = ["lists", "create", "bad", "--name", "Bad", "--from-address", "news@example.com"]
+    code, output = run(*base, *args)
+    assert code == 1
+    assert message in output
+    assert count(session, NewsletterList) == 0
+
+
+def test_digest_status_as_json(session: Session) -> None:
+    code, output = run("digest", "status", "12345", "--format", "json")
+    assert code == 1
+    assert "no edition 12345" in output
