@@ -14,7 +14,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, and_, exists, func, insert, literal, select, update
+from sqlalchemy import (
+    CursorResult,
+    Result,
+    Table,
+    and_,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -118,7 +129,7 @@ def start_sending(session: Session, edition_id: int, *, now: datetime) -> int:
     # A Core insert of the table: the ORM's bulk-insert path would not report a row count.
     created = _rowcount(
         session.execute(
-            insert(Delivery.__table__).from_select(columns, readers),
+            insert(cast(Table, Delivery.__table__)).from_select(columns, readers),
             execution_options={"preserve_rowcount": True},
         )
     )

@@ -90,7 +90,8 @@ def test_list_name_with_line_breaks_cannot_inject_headers(session: Session) -> N
     assert code == 0
     nl = session.scalar(select(NewsletterList).where(NewsletterList.slug == "evil"))
     assert nl is not None
-    assert "\n" not in nl.name and "\r" not in nl.name
+    assert "\n" not in nl.name
+    assert "\r" not in nl.name
     assert "\n" not in nl.from_name
 
 
