@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 
 class ScheduleError(ValueError):
@@ -18,13 +18,17 @@ def validate_schedule(expression: str, timezone: str) -> None:
             f"{expression!r} is not a five-field cron expression (minute hour day month weekday), "
             'e.g. "0 7 * * *" for 07:00 every day'
         )
+    try:
+        croniter(expression).get_next(datetime)
+    except CroniterBadDateError:
+        raise ScheduleError(f"{expression!r} never fires (e.g. February 30th)") from None
     zone(timezone)
 
 
 def zone(timezone: str) -> ZoneInfo:
     try:
         return ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "America" is a folder
         raise ScheduleError(
             f"{timezone!r} is not an IANA timezone name such as Europe/London"
         ) from None
@@ -39,7 +43,10 @@ def scheduled_time(expression: str, timezone: str, day: date) -> datetime | None
     tz = zone(timezone)
     start = datetime.combine(day, time.min, tzinfo=tz)
     # croniter.get_next is exclusive; step back a second to include midnight itself.
-    moment: datetime = croniter(expression, start - timedelta(seconds=1)).get_next(datetime)
+    try:
+        moment: datetime = croniter(expression, start - timedelta(seconds=1)).get_next(datetime)
+    except CroniterBadDateError:  # a schedule that never fires
+        return None
     if moment.astimezone(tz).date() != day:
         return None
     return moment.astimezone(UTC)

@@ -36,7 +36,10 @@ def clean_text(value: str, max_length: int | None = None) -> str:
     text = html.unescape(nh3.clean(value, tags=set()))
     text = _WHITESPACE.sub(" ", text).strip()
     if max_length is not None and len(text) > max_length:
-        text = text[: max_length - 1].rsplit(" ", 1)[0].rstrip(" ,;:.") + "…"
+        head = text[: max_length - 1]
+        if text[max_length - 1] != " ":  # cut inside a word: drop the partial word
+            head = head.rsplit(" ", 1)[0]
+        text = head.rstrip(" ,;:.") + "…"
     return text
 
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from newsletter.posts.sanitise import clean_html, clean_text, html_to_paragraphs
 
 SUMMARY_CHARS = 320
+GUID_MAX = 500
 
 
 def _http_url(value: str) -> str:
@@ -26,7 +27,7 @@ def _http_url(value: str) -> str:
 class PostIn(BaseModel):
     """A post as a feed, the CMS or a file hands it over, cleaned on validation."""
 
-    guid: str = Field(default="", max_length=500)
+    guid: str = Field(default="", max_length=2000)
     url: str = Field(max_length=2000)
     title: str = Field(max_length=2000)
     dek: str = Field(default="", max_length=5000)
@@ -73,7 +74,14 @@ class PostIn(BaseModel):
     @model_validator(mode="after")
     def _defaults(self) -> PostIn:
         if not self.guid:
-            self.guid = self.url
+            # The URL stands in for a missing GUID; a very long one is hashed to fit the column.
+            self.guid = (
+                self.url
+                if len(self.url) <= GUID_MAX
+                else ("url-sha256:" + hashlib.sha256(self.url.encode()).hexdigest())
+            )
+        elif len(self.guid) > GUID_MAX:
+            self.guid = "guid-sha256:" + hashlib.sha256(self.guid.encode()).hexdigest()
         if not self.dek:
             paragraphs = html_to_paragraphs(self.body_html)
             self.dek = clean_text(paragraphs[0], max_length=200) if paragraphs else ""

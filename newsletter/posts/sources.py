@@ -118,6 +118,9 @@ def parse_feed(content: bytes, *, now: datetime) -> Parsed:
                 "published_at": published,
             },
         )
+    if feed.bozo and not parsed.posts:
+        # A truncated document yields a stub entry or two; that is a broken feed, not items.
+        raise SourceError(f"not a readable RSS or Atom feed: {feed.bozo_exception}")
     return parsed
 
 

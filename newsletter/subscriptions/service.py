@@ -84,20 +84,20 @@ def parse_subscriber_csv(content: str) -> tuple[list[Signup], list[str]]:
     Every row is checked before anything is stored, so a bad row never leaves half a file.
     """
     reader = csv.reader(io.StringIO(content))
-    rows = [row for row in reader if any(cell.strip() for cell in row)]
+    # Keep each row's line number in the file, for error messages, before skipping blanks.
+    rows = [(reader.line_num, row) for row in reader]
+    rows = [(number, row) for number, row in rows if any(cell.strip() for cell in row)]
     if not rows:
         return [], ["the file holds no addresses"]
-    header = [cell.strip().lower() for cell in rows[0]]
+    header = [cell.strip().lower() for cell in rows[0][1]]
     if "email" in header:
-        email_at, name_at = (
-            header.index("email"),
-            header.index("name") if "name" in header else None,
-        )
-        body, first_line = rows[1:], 2
+        email_at = header.index("email")
+        name_at = header.index("name") if "name" in header else None
+        body = rows[1:]
     else:
-        email_at, name_at, body, first_line = 0, 1 if len(rows[0]) > 1 else None, rows, 1
+        email_at, name_at, body = 0, 1 if len(rows[0][1]) > 1 else None, rows
     signups, errors = [], []
-    for number, row in enumerate(body, start=first_line):
+    for number, row in body:
         raw = row[email_at] if email_at < len(row) else ""
         try:
             email = normalise_address(raw)

@@ -75,18 +75,31 @@ def test_csv_import_then_json_listing(
     assert code == 0
     readers = json.loads(output)
     assert readers == [
-        {"email": "Ann@example.com", "name": "Ann", "status": "active",
-         "lists": {"daily": "confirmed"}},
-        {"email": "bob@example.com", "name": "Bob", "status": "active",
-         "lists": {"daily": "confirmed"}},
-    ]  # fmt: skip
+        {
+            "email": "Ann@example.com",
+            "name": "Ann",
+            "status": "active",
+            "lists": {"daily": "confirmed"},
+        },
+        {
+            "email": "bob@example.com",
+            "name": "Bob",
+            "status": "active",
+            "lists": {"daily": "confirmed"},
+        },
+    ]
 
 
 def test_list_name_with_line_breaks_cannot_inject_headers(session: Session) -> None:
     code, _ = run(
-        "lists", "create", "evil", "--name", "Daily\r\nBcc: victim@example.com",
-        "--from-address", "news@example.com",
-    )  # fmt: skip
+        "lists",
+        "create",
+        "evil",
+        "--name",
+        "Daily\r\nBcc: victim@example.com",
+        "--from-address",
+        "news@example.com",
+    )
     assert code == 0
     nl = session.scalar(select(NewsletterList).where(NewsletterList.slug == "evil"))
     assert nl is not None
