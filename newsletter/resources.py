@@ -5,14 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
+# In a checkout (editable install) the folders sit beside the package; a wheel carries copies
+# under newsletter/_resources. pyproject.toml tells a checkout from site-packages.
+_ROOT = (
+    _PACKAGE.parent if (_PACKAGE.parent / "pyproject.toml").exists() else _PACKAGE / "_resources"
+)
 
 
 def resource_path(*parts: str) -> Path:
-    """Path of a shipped resource: the checkout's copy first, then the wheel's."""
-    checkout = _PACKAGE.parent.joinpath(*parts)
-    if checkout.exists():
-        return checkout
-    return _PACKAGE.joinpath("_resources", *parts)
+    """Path of a shipped resource such as ``resource_path("templates", "email")``."""
+    return _ROOT.joinpath(*parts)
 
 
 def data_path(name: str) -> Path:

@@ -65,10 +65,10 @@ class RecordingHandler:
 
 
 class SMTPServer:
-    def __init__(self) -> None:
+    def __init__(self, **options: Any) -> None:
         self.handler = RecordingHandler()
         self.port = free_port()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **options)
 
     @property
     def url(self) -> str:
@@ -79,3 +79,4 @@ class SMTPServer:
 
     def stop(self) -> None:
         self.controller.stop()
+        self.controller.loop.close()  # aiosmtpd leaves the loop it created open

@@ -61,8 +61,8 @@ class SMTPTransport:
 
     def _connect(self) -> smtplib.SMTP:
         context = ssl.create_default_context()
+        connection: smtplib.SMTP | None = None
         try:
-            connection: smtplib.SMTP
             if self.tls == "ssl":
                 connection = smtplib.SMTP_SSL(
                     self.host, self.port, timeout=self.timeout, context=context
@@ -73,13 +73,16 @@ class SMTPTransport:
                     connection.starttls(context=context)
             if self.username:
                 connection.login(self.username, self.password or "")
-        except smtplib.SMTPAuthenticationError as error:
-            raise ConnectionLost(
-                f"SMTP login refused: {error.smtp_code}", error.smtp_code
-            ) from error
         except (OSError, smtplib.SMTPException) as error:
-            raise ConnectionLost(f"cannot reach {self.host}:{self.port}: {error}") from error
+            if connection is not None:
+                connection.close()
+            raise self._connect_error(error) from error
         return connection
+
+    def _connect_error(self, error: Exception) -> ConnectionLost:
+        if isinstance(error, smtplib.SMTPAuthenticationError):
+            return ConnectionLost(f"SMTP login refused: {error.smtp_code}", error.smtp_code)
+        return ConnectionLost(f"cannot reach {self.host}:{self.port}: {error}")
 
     def send(self, sender: str, recipient: str, message: bytes) -> None:
         if self._connection is None:
@@ -91,7 +94,7 @@ class SMTPTransport:
             self._reset()
             raise _classify(code, _reply_text(text)) from error
         except smtplib.SMTPServerDisconnected as error:
-            self._connection = None
+            self.close()
             raise ConnectionLost(f"the server closed the connection: {error}") from error
         except smtplib.SMTPResponseException as error:
             if error.smtp_code == 421:

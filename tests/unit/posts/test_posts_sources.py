@@ -311,3 +311,37 @@ def test_json_invalid_post_is_reported_by_number_and_title() -> None:
     [error] = parsed.errors
     assert error.startswith("post 1 (JSON story 1)")
     assert "url" in error
+
+
+ATOM = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom">
+  <title>Shortlysts</title>
+  <id>https://www.shortlysts.com/</id>
+  <updated>2025-05-15T22:00:00Z</updated>
+  <entry>
+    <title>Atom Story About Rates</title>
+    <id>tag:shortlysts.com,2025:rates</id>
+    <link href="https://www.shortlysts.com/posts/rates"/>
+    <published>2025-05-15T21:00:00Z</published>
+    <updated>2025-05-15T21:30:00Z</updated>
+    <author><name>Dana Reyes</name></author>
+    <category term="Business"/>
+    <summary>The central bank held rates steady.</summary>
+    <content type="html">&lt;h2&gt;What Happened?&lt;/h2&gt;&lt;p&gt;The central bank held
+      interest rates steady on Thursday, citing cooling inflation and a firm job market.&lt;/p&gt;</content>
+  </entry>
+</feed>"""
+
+
+def test_atom_feed_entry_becomes_a_post() -> None:
+    parsed = parse_feed(ATOM, now=datetime(2025, 5, 16, tzinfo=UTC))
+    assert parsed.errors == []
+    (post,) = parsed.posts
+    assert post.guid == "tag:shortlysts.com,2025:rates"
+    assert post.url == "https://www.shortlysts.com/posts/rates"
+    assert post.title == "Atom Story About Rates"
+    assert post.dek == "The central bank held rates steady."
+    assert post.category == "Business"
+    assert post.author == "Dana Reyes"
+    assert post.published_at == datetime(2025, 5, 15, 21, 0, tzinfo=UTC)
+    assert "<h2>What Happened?</h2>" in post.body_html
