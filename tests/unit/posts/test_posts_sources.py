@@ -327,8 +327,9 @@ ATOM = b"""<?xml version="1.0" encoding="utf-8"?>
     <author><name>Dana Reyes</name></author>
     <category term="Business"/>
     <summary>The central bank held rates steady.</summary>
-    <content type="html">&lt;h2&gt;What Happened?&lt;/h2&gt;&lt;p&gt;The central bank held
-      interest rates steady on Thursday, citing cooling inflation and a firm job market.&lt;/p&gt;</content>
+    <content type="html">&lt;h2&gt;What Happened?&lt;/h2&gt;&lt;p&gt;The central bank
+      held interest rates steady on Thursday, citing cooling inflation and a firm
+      job market.&lt;/p&gt;</content>
   </entry>
 </feed>"""
 
