@@ -33,11 +33,15 @@ def enqueue_batches(edition_id: int) -> int:
 
 @shared_task(name="workers.tasks.send_edition")
 def send_edition(edition_id: int) -> int:
-    """Create the edition's deliveries, then fan out one task per batch."""
+    """Create the edition's deliveries, then fan out one task per batch of queued rows.
+
+    Asked again for an edition already sending, it re-enqueues whatever is still queued (a
+    resume after lost tasks); claims on the rows keep every reader to one message.
+    """
     with session_scope() as session:
         created = start_sending(session, edition_id, now=utcnow())
-    batches = enqueue_batches(edition_id) if created else 0
-    log.info("edition %s: %s deliveries in %s batches", edition_id, created, batches)
+    batches = enqueue_batches(edition_id)
+    log.info("edition %s: %s new deliveries, %s batches queued", edition_id, created, batches)
     return created
 
 

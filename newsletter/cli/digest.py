@@ -111,11 +111,11 @@ def send(
         edition = _edition(session, edition_id)
         if edition.status == EditionStatus.SKIPPED:
             raise SendError(f"edition {edition_id} was skipped: {edition.skip_reason}")
-        if edition.status != EditionStatus.BUILT:
-            console.print(
-                f"Edition {edition_id} is already {edition.status.value}; nothing new to send."
-            )
+        if edition.status == EditionStatus.SENT:
+            console.print(f"Edition {edition_id} was sent already; nothing new to send.")
             return status(edition_id)
+        if edition.status == EditionStatus.SENDING:
+            console.print(f"Edition {edition_id} is sending; queueing what remains of it.")
     with queue() as local_worker:
         from workers.tasks import send_edition
 
