@@ -77,10 +77,12 @@ def _rowcount(result: Result[Any]) -> int:
     return int(cast(CursorResult[Any], result).rowcount or 0)
 
 
-def _receives_edition() -> ColumnElement[bool]:
+def _receives(frequency: Frequency) -> ColumnElement[bool]:
+    """Readers of an edition: confirmed, not paused, on its frequency, not blocked."""
     return and_(
         Subscription.status == SubscriptionStatus.CONFIRMED,
-        Subscription.frequency == Frequency.DAILY,
+        Subscription.paused_at.is_(None),
+        Subscription.frequency == frequency,
         Subscriber.status == SubscriberStatus.ACTIVE,
     )
 
@@ -115,7 +117,7 @@ def start_sending(session: Session, edition_id: int, *, now: datetime) -> int:
             literal(now, Delivery.updated_at.type),
         )
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-        .where(Subscription.list_id == edition.list_id, _receives_edition())
+        .where(Subscription.list_id == edition.list_id, _receives(edition.frequency))
         .where(
             ~exists().where(
                 Delivery.edition_id == edition_id,
@@ -210,7 +212,13 @@ def deliver_batch(
     _claim(session, batch, claim, clock())
     # Re-check each reader now: someone who left since the send began is skipped.
     rows = session.execute(
-        select(Delivery, Subscriber.email, Subscription.status, Subscriber.status)
+        select(
+            Delivery,
+            Subscriber.email,
+            Subscription.status,
+            Subscription.paused_at,
+            Subscriber.status,
+        )  # fmt: skip
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .outerjoin(
             Subscription,
@@ -227,11 +235,18 @@ def deliver_batch(
     ).all()
     prepared = prepare_edition(edition, settings, now=clock())
     with transport:
-        for index, (delivery, email, subscription_status, subscriber_status) in enumerate(rows):
+        for index, (
+            delivery,
+            email,
+            subscription_status,
+            paused_at,
+            subscriber_status,
+        ) in enumerate(rows):
             now = clock()
             delivery.updated_at = now
             if (
                 subscription_status != SubscriptionStatus.CONFIRMED
+                or paused_at is not None
                 or subscriber_status != SubscriberStatus.ACTIVE
             ):
                 delivery.status, delivery.claim = DeliveryStatus.SKIPPED, None

@@ -13,7 +13,14 @@ from sqlalchemy.orm import Session
 from newsletter.config import Settings
 from newsletter.digest.schedule import edition_cutoff
 from newsletter.digest.selection import Candidate, select_posts
-from newsletter.models import Edition, EditionItem, EditionStatus, NewsletterList, Post
+from newsletter.models import (
+    Edition,
+    EditionItem,
+    EditionStatus,
+    Frequency,
+    NewsletterList,
+    Post,
+)
 from newsletter.rendering.digest import DigestContext, Story, render_digest
 
 
@@ -24,20 +31,33 @@ class BuildResult:
 
 
 def _window_start(
-    session: Session, nl: NewsletterList, day: date, cutoff: datetime, lookback: timedelta
+    session: Session,
+    nl: NewsletterList,
+    frequency: Frequency,
+    day: date,
+    cutoff: datetime,
+    lookback: timedelta,
 ) -> datetime:
     previous = session.scalar(
         select(Edition.cutoff)
-        .where(Edition.list_id == nl.id, Edition.edition_date < day)
+        .where(
+            Edition.list_id == nl.id,
+            Edition.frequency == frequency,
+            Edition.edition_date < day,
+        )
         .order_by(Edition.edition_date.desc())
         .limit(1)
     )
     return previous if previous is not None else cutoff - lookback
 
 
-def _posts_in_earlier_editions(session: Session, nl: NewsletterList) -> set[int]:
+def _posts_in_earlier_editions(
+    session: Session, nl: NewsletterList, frequency: Frequency
+) -> set[int]:
     rows = session.scalars(
-        select(EditionItem.post_id).join(Edition).where(Edition.list_id == nl.id)
+        select(EditionItem.post_id)
+        .join(Edition)
+        .where(Edition.list_id == nl.id, Edition.frequency == frequency)
     )
     return set(rows)
 
@@ -58,7 +78,7 @@ def render_edition(edition: Edition, settings: Settings) -> None:
     """(Re)render an edition's stored email from its items, within the HTML budget."""
     nl = edition.newsletter_list
     context = DigestContext(
-        list_name=nl.name,
+        list_name=nl.name if edition.frequency == Frequency.DAILY else f"{nl.name}: the week",
         language=nl.language,
         edition_date=edition.edition_date,
         site_name=settings.site_name,
@@ -77,24 +97,37 @@ def render_edition(edition: Edition, settings: Settings) -> None:
 
 
 def build_edition(
-    session: Session, nl: NewsletterList, day: date, *, now: datetime, settings: Settings
+    session: Session,
+    nl: NewsletterList,
+    day: date,
+    *,
+    now: datetime,
+    settings: Settings,
+    frequency: Frequency = Frequency.DAILY,
 ) -> BuildResult:
-    """The edition of ``nl`` for ``day`` (a date in the list's timezone).
+    """The daily (or weekly) edition of ``nl`` for ``day``, a date in the list's timezone.
 
     An existing edition is returned untouched. Otherwise the posts published since the
-    previous edition's cutoff are selected; with none, the edition is stored as skipped with
+    previous edition's cutoff are selected (a weekly edition takes the week's posts, whether
+    or not the daily editions carried them); with none, the edition is stored as skipped with
     the reason, so the dispatcher does not try again all day.
     """
-    existing = session.scalar(
-        select(Edition).where(Edition.list_id == nl.id, Edition.edition_date == day)
+    same_edition = (
+        Edition.list_id == nl.id,
+        Edition.edition_date == day,
+        Edition.frequency == frequency,
     )
+    existing = session.scalar(select(Edition).where(*same_edition))
     if existing is not None:
         return BuildResult(existing, created=False)
 
     cutoff = edition_cutoff(nl.schedule, nl.timezone, day, now)
-    window_start = _window_start(
-        session, nl, day, cutoff, timedelta(hours=settings.first_edition_lookback_hours)
+    lookback = (
+        timedelta(days=7)
+        if frequency == Frequency.WEEKLY
+        else timedelta(hours=settings.first_edition_lookback_hours)
     )
+    window_start = _window_start(session, nl, frequency, day, cutoff, lookback)
     candidates = session.execute(
         select(Post.id, Post.published_at, Post.category).where(
             Post.published_at > window_start, Post.published_at <= cutoff
@@ -105,11 +138,15 @@ def build_edition(
         window_start=window_start,
         cutoff=cutoff,
         categories=nl.categories,
-        already_sent=_posts_in_earlier_editions(session, nl),
+        already_sent=_posts_in_earlier_editions(session, nl, frequency),
         limit=nl.max_posts,
     )
     edition = Edition(
-        newsletter_list=nl, edition_date=day, window_start=window_start, cutoff=cutoff
+        newsletter_list=nl,
+        edition_date=day,
+        frequency=frequency,
+        window_start=window_start,
+        cutoff=cutoff,
     )
     if not post_ids:
         edition.status = EditionStatus.SKIPPED
@@ -129,9 +166,7 @@ def build_edition(
             session.add(edition)
     except IntegrityError:
         # Another builder won the race for (list, date): theirs is the edition.
-        winner = session.scalar(
-            select(Edition).where(Edition.list_id == nl.id, Edition.edition_date == day)
-        )
+        winner = session.scalar(select(Edition).where(*same_edition))
         assert winner is not None
         return BuildResult(winner, created=False)
     return BuildResult(edition, created=True)

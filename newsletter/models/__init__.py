@@ -1,5 +1,6 @@
 """The data model; every table is importable from here."""
 
+from newsletter.models.consent import ConsentAction, ConsentEvent
 from newsletter.models.delivery import FINAL_STATUSES, Delivery, DeliveryStatus
 from newsletter.models.edition import Edition, EditionItem, EditionStatus
 from newsletter.models.newsletter_list import NewsletterList
@@ -14,6 +15,8 @@ from newsletter.models.subscriber import (
 
 __all__ = [
     "FINAL_STATUSES",
+    "ConsentAction",
+    "ConsentEvent",
     "Delivery",
     "DeliveryStatus",
     "Edition",

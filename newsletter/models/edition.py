@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from newsletter.db import Base
 from newsletter.models.newsletter_list import NewsletterList
 from newsletter.models.post import Post
+from newsletter.models.subscriber import Frequency
 from newsletter.models.types import UTCDateTime, str_enum, utcnow
 
 
@@ -23,11 +24,15 @@ class Edition(Base):
     """One list's issue for one date in the list's timezone; rendered once, sent once."""
 
     __tablename__ = "editions"
-    __table_args__ = (UniqueConstraint("list_id", "edition_date"),)
+    __table_args__ = (UniqueConstraint("list_id", "edition_date", "frequency"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
     edition_date: Mapped[date] = mapped_column(Date)
+    # Daily editions go to daily readers; the weekly one (the week's posts) to weekly readers.
+    frequency: Mapped[Frequency] = mapped_column(
+        str_enum(Frequency, "edition_frequency"), default=Frequency.DAILY
+    )
     # Posts published in (window_start, cutoff] are this edition's candidates.
     window_start: Mapped[datetime] = mapped_column(UTCDateTime)
     cutoff: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -27,5 +27,8 @@ class NewsletterList(Base):
     # Empty list: every category.
     categories: Mapped[list[str]] = mapped_column(JSON, default=list)
     max_posts: Mapped[int] = mapped_column(default=25)
+    # Day of the weekly edition for weekly readers, 0 = Monday ... 6 = Sunday; it goes out at
+    # the daily schedule's time on that day.
+    weekly_day: Mapped[int] = mapped_column(default=6)
     language: Mapped[str] = mapped_column(String(16), default="en")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -61,6 +61,8 @@ class Subscription(Base):
     source: Mapped[str] = mapped_column(String(32), default="cli")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # A paused reader stays subscribed but receives nothing until they resume.
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="subscriptions")
