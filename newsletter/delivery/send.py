@@ -218,7 +218,7 @@ def deliver_batch(
             Subscription.status,
             Subscription.paused_at,
             Subscriber.status,
-        )  # fmt: skip
+        )
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .outerjoin(
             Subscription,
