@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     max_import_bytes: int
     site_url: str
     site_name: str
+    confirm_token_max_age_hours: int
+    pending_signup_ttl_days: int
+    signup_rate_limit_per_ip: str
+    signup_rate_limit_per_address: str
+    max_request_bytes: int
 
     @classmethod
     def settings_customise_sources(

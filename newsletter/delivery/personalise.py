@@ -12,15 +12,10 @@ import hmac
 import html
 from dataclasses import dataclass
 from datetime import datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime
 
+from newsletter.delivery.mime import build_message
 from newsletter.rendering import placeholders
 from newsletter.subscriptions.tokens import PREFERENCES, UNSUBSCRIBE, make_token
-
-_UNFOLDED = SMTP.clone(max_line_length=998)
 
 
 @dataclass(frozen=True)
@@ -94,22 +89,25 @@ class PreparedEdition:
     def personalise(self, recipient: Recipient) -> Personalised:
         text, body, unsubscribe_url = self.bodies(recipient)
         message_id = self.message_id(recipient.delivery_id)
-        message = EmailMessage(policy=SMTP)
-        message["From"] = Address(display_name=self.from_name, addr_spec=self.from_address)
-        message["To"] = recipient.email
-        message["Subject"] = self.subject
-        message["Date"] = format_datetime(self.date)
-        message["Message-ID"] = message_id
-        if self.reply_to:
-            message["Reply-To"] = self.reply_to
-        message["List-Id"] = self.list_id_header
         token = unsubscribe_url.rsplit("/", 1)[1]
-        message["List-Unsubscribe"] = (
-            f"<{unsubscribe_url}>, <mailto:unsubscribe@{self.domain}?subject=unsubscribe%20{token}>"
+        headers = {"Reply-To": self.reply_to} if self.reply_to else {}
+        headers |= {
+            "List-Id": self.list_id_header,
+            "List-Unsubscribe": (
+                f"<{unsubscribe_url}>, "
+                f"<mailto:unsubscribe@{self.domain}?subject=unsubscribe%20{token}>"
+            ),
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
+        data = build_message(
+            from_name=self.from_name,
+            from_address=self.from_address,
+            to=recipient.email,
+            subject=self.subject,
+            date=self.date,
+            message_id=message_id,
+            text=text,
+            html=body,
+            headers=headers,
         )
-        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
-        message.add_alternative(body, subtype="html", charset="utf-8", cte="quoted-printable")
-        # Bodies are encoded at 76 columns above; headers are generated unfolded (up to 998
-        # octets) so List-Unsubscribe is never turned into an encoded-word.
-        return Personalised(message_id=message_id, data=message.as_bytes(policy=_UNFOLDED))
+        return Personalised(message_id=message_id, data=data)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 
 UNSUBSCRIBE = "unsubscribe"
 PREFERENCES = "preferences"
@@ -42,3 +42,41 @@ def read_token(secret_key: str, purpose: str, token: str) -> ReaderToken:
     if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value)):
         raise InvalidToken("this link is not valid")
     return ReaderToken(subscriber_id=value[0], list_id=value[1])
+
+
+CONFIRM = "confirm"
+
+
+class ExpiredToken(InvalidToken):
+    """The token is genuine but too old; the reader should ask for a new one."""
+
+
+def _timed_serializer(secret_key: str, purpose: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key, salt=f"newsletter.{purpose}")
+
+
+def make_confirm_token(secret_key: str, subscriber_id: int, list_ids: list[int]) -> str:
+    """A double opt-in link's token: which reader, which lists; it expires (see read)."""
+    return str(_timed_serializer(secret_key, CONFIRM).dumps([subscriber_id, sorted(list_ids)]))
+
+
+def read_confirm_token(secret_key: str, token: str, *, max_age_s: int) -> tuple[int, list[int]]:
+    try:
+        value = _timed_serializer(secret_key, CONFIRM).loads(token, max_age=max_age_s)
+    except SignatureExpired:
+        raise ExpiredToken(
+            "this confirmation link has expired; please sign up again to get a new one"
+        ) from None
+    except BadSignature:
+        raise InvalidToken(
+            "this confirmation link is not valid; it may have been cut short"
+        ) from None
+    if not (
+        isinstance(value, list)
+        and len(value) == 2
+        and isinstance(value[0], int)
+        and isinstance(value[1], list)
+        and all(isinstance(v, int) for v in value[1])
+    ):
+        raise InvalidToken("this confirmation link is not valid")
+    return value[0], value[1]
