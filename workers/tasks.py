@@ -12,7 +12,9 @@ from newsletter.config import get_settings
 from newsletter.db import session_scope
 from newsletter.delivery.send import BatchRange, deliver_batch, pending_batches, start_sending
 from newsletter.delivery.transports import transport_from_url
+from newsletter.delivery.errors import ConnectionLost, PermanentFailure, TemporaryFailure
 from newsletter.dispatch import dispatch_due
+from newsletter.subscriptions import notices
 
 log = logging.getLogger(__name__)
 
@@ -87,3 +89,29 @@ def dispatch_due_editions() -> list[int]:
     for edition_id in to_send:
         send_edition.delay(edition_id)
     return to_send
+
+
+NOTICES = {"confirm": notices.confirmation, "welcome": notices.welcome}
+
+
+@shared_task(name="workers.tasks.send_notice", bind=True, max_retries=6)
+def send_notice(self: object, kind: str, subscriber_id: int, list_ids: list[int]) -> bool:
+    """Send a reader the double opt-in request or the welcome email."""
+    settings = get_settings()
+    with session_scope() as session:
+        notice = NOTICES[kind](session, subscriber_id, list_ids, settings=settings, now=utcnow())
+    if notice is None:
+        return False  # the reader erased their data meanwhile
+    transport = transport_from_url(
+        settings.smtp_url, outbox_dir=settings.outbox_dir, timeout=settings.smtp_timeout
+    )
+    try:
+        notices.send(notice, transport)
+    except PermanentFailure as error:
+        log.warning("%s notice to subscriber %s refused: %s", kind, subscriber_id, error)
+        return False
+    except (TemporaryFailure, ConnectionLost) as error:
+        retries: int = self.request.retries  # type: ignore[attr-defined]
+        log.info("%s notice to subscriber %s deferred: %s", kind, subscriber_id, error)
+        raise self.retry(countdown=min(20 * 2**retries, 1800)) from error  # type: ignore[attr-defined]
+    return True

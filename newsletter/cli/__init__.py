@@ -11,6 +11,7 @@ from newsletter.cli import db, digest, lists, posts, subscribers
 from newsletter.cli.common import CommandError, fail
 from newsletter.cli.demo import demo
 from newsletter.cli.dispatch import dispatch
+from newsletter.cli.serve import serve
 from newsletter.config import ConfigurationError
 from newsletter.delivery.send import SendError
 from newsletter.delivery.transports import TransportConfigError
@@ -35,6 +36,7 @@ app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(digest.app, name="digest")
 app.command()(dispatch)
 app.command()(demo)
+app.command()(serve)
 
 # Errors a person can act on: shown as one line, not a traceback.
 USER_ERRORS = (

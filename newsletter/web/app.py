@@ -1,0 +1,146 @@
+"""The FastAPI application: ``newsletter serve`` or any ASGI server on ``create_app()``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from newsletter.config import Settings, get_settings
+from newsletter.db import get_engine
+from newsletter.web import api, pages
+from newsletter.web.context import Web, message, page_environment
+from newsletter.web.metrics import DatabaseCollector
+from newsletter.web.notify import Notifier, default_notifier
+from newsletter.web.ratelimit import RateLimited, SignupLimiter
+
+log = logging.getLogger(__name__)
+
+SECURITY_HEADERS = {
+    # Tokens live in URLs: never leak them to other sites through Referer.
+    "referrer-policy": "no-referrer",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "content-security-policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._refuse(send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            incoming = await receive()
+            seen += len(incoming.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return incoming
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = f"Request body too large: the limit is {self.limit:,} bytes.".encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _describe(error: RequestValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item.get("loc", ()) if p not in ("body", "query", "path"))
+        parts.append(f"{where or 'request'}: {item.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def create_app(settings: Settings | None = None, notifier: Notifier | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="newsletter",
+        version="0.1.0",
+        description="Reader pages (subscribe, confirm, preferences, unsubscribe) and the JSON API.",
+    )
+    storage = settings.redis_url or "memory://"
+    app.state.web = Web(
+        settings=settings,
+        limiter=SignupLimiter(
+            storage, settings.signup_rate_limit_per_ip, settings.signup_rate_limit_per_address
+        ),
+        notifier=notifier or default_notifier(settings),
+        pages=page_environment(),
+    )
+    registry = CollectorRegistry()
+    registry.register(DatabaseCollector(settings.database_url))
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> Response:
+        detail = _describe(error)
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": detail}, status_code=422)
+        return message(request, "That did not work", detail, status_code=400)
+
+    @app.exception_handler(RateLimited)
+    async def rate_limited(request: Request, error: RateLimited) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse(
+                {"detail": str(error)}, status_code=429, headers={"retry-after": "60"}
+            )
+        return message(request, "Please slow down", str(error), status_code=429)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness and database check")
+    def healthz() -> JSONResponse:
+        try:
+            with get_engine(settings.database_url).connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as error:  # report, do not crash, when the database is down
+            log.warning("health check failed: %s", error)
+            return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics",
+             response_class=PlainTextResponse)  # fmt: skip
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(pages.router)
+    app.include_router(api.router)
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    return app

@@ -1,0 +1,87 @@
+"""What every route shares: settings, page templates, the limiter and the notifier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import jinja2
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+
+from newsletter.config import Settings
+from newsletter.resources import resource_path
+from newsletter.subscriptions.consent import Client
+from newsletter.web.notify import Notifier
+from newsletter.web.ratelimit import SignupLimiter
+
+SIGNUP_WORDING = (
+    "We will email you a link to confirm. You can change your preferences or unsubscribe "
+    "at any time from any email we send."
+)
+
+
+@dataclass
+class Web:
+    settings: Settings
+    limiter: SignupLimiter
+    notifier: Notifier
+    pages: jinja2.Environment
+
+
+def page_environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(resource_path("templates", "web")),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def web(request: Request) -> Web:
+    state: Web = request.app.state.web
+    return state
+
+
+def client(request: Request, source: str) -> Client:
+    return Client(
+        source=source,
+        ip=request.client.host if request.client else "",
+        user_agent=request.headers.get("user-agent", "")[:500],
+    )
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def render(
+    request: Request, template: str, *, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    settings = web(request).settings
+    base = {
+        "brand": settings.site_name,
+        "site_name": settings.site_name,
+        "site_url": settings.site_url,
+        "postal_address": settings.postal_address,
+        "language": "en",
+    }
+    html = web(request).pages.get_template(template).render({**base, **context})
+    return HTMLResponse(html, status_code=status_code)
+
+
+def message(
+    request: Request,
+    heading: str,
+    *paragraphs: str,
+    status_code: int = 200,
+    link: dict[str, str] | None = None,
+    brand: str | None = None,
+) -> HTMLResponse:
+    extra = {"brand": brand} if brand else {}
+    return render(
+        request, "message.html", status_code=status_code, heading=heading,
+        paragraphs=paragraphs, link=link, **extra,
+    )  # fmt: skip
