@@ -19,6 +19,8 @@ from newsletter.db import Base, get_engine, session_factory
 from newsletter.lists.service import ListSpec, create_list
 from newsletter.models import NewsletterList
 
+pytest_plugins = ["tests.services"]
+
 FIXTURES = Path(__file__).parent / "fixtures"
 SEED_POST = FIXTURES / "seed-post.txt"  # a copy of ../shared/fixtures/seed-post.txt
 

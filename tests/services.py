@@ -1,21 +1,23 @@
-"""Real services: Redis, an SMTP server and a Celery worker process."""
+"""Real services as fixtures: Redis, an SMTP server, a Celery worker and the web app served
+by uvicorn. Registered for every test directory through ``pytest_plugins`` in conftest."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis
+from fastapi import FastAPI
 
 from newsletter.config import get_settings
-from newsletter.runtime import celery_worker, embedded_redis
+from newsletter.runtime import celery_worker, embedded_redis, free_port
 from tests.smtp_server import RecordingHandler, SMTPServer
-
-pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="session")
@@ -81,3 +83,32 @@ def _wait_for_worker(log: Path, process: subprocess.Popen[bytes], timeout: float
             return
         time.sleep(0.1)
     raise RuntimeError(f"worker not ready after {timeout}s; see {log}")
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: FastAPI
+
+
+@pytest.fixture(scope="session")
+def live_server(worker: subprocess.Popen[bytes], database_url: str) -> Iterator[LiveServer]:
+    """The web app on a real port (uvicorn in a thread), sending notices through the worker."""
+    import uvicorn
+
+    from newsletter.web import create_app
+
+    get_settings.cache_clear()
+    app = create_app()
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield LiveServer(f"http://127.0.0.1:{port}", app)
+    server.should_exit = True
+    thread.join(timeout=10)
