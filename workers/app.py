@@ -37,6 +37,10 @@ def create_app() -> Celery:
                 "task": "workers.tasks.dispatch_due_editions",
                 "schedule": crontab(minute="*"),
             },
+            "purge-expired-signups": {
+                "task": "workers.tasks.purge_expired_signups",
+                "schedule": crontab(minute=17, hour=3),
+            },
         },
     )
     return app

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import logging
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from celery import shared_task
 
 from newsletter.config import get_settings
 from newsletter.db import session_scope
+from newsletter.delivery.errors import ConnectionLost, PermanentFailure, TemporaryFailure
 from newsletter.delivery.send import BatchRange, deliver_batch, pending_batches, start_sending
 from newsletter.delivery.transports import transport_from_url
-from newsletter.delivery.errors import ConnectionLost, PermanentFailure, TemporaryFailure
 from newsletter.dispatch import dispatch_due
-from newsletter.subscriptions import notices
+from newsletter.subscriptions import notices, readers
 
 log = logging.getLogger(__name__)
 
@@ -115,3 +115,15 @@ def send_notice(self: object, kind: str, subscriber_id: int, list_ids: list[int]
         log.info("%s notice to subscriber %s deferred: %s", kind, subscriber_id, error)
         raise self.retry(countdown=min(20 * 2**retries, 1800)) from error  # type: ignore[attr-defined]
     return True
+
+
+@shared_task(name="workers.tasks.purge_expired_signups")
+def purge_expired_signups() -> int:
+    """Daily: drop signups never confirmed within the configured number of days."""
+    settings = get_settings()
+    with session_scope() as session:
+        purged = readers.purge_expired_signups(
+            session, now=utcnow(), ttl=timedelta(days=settings.pending_signup_ttl_days)
+        )
+    log.info("purged %s unconfirmed signups", purged)
+    return purged

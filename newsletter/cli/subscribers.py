@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +14,7 @@ from newsletter.cli.common import CommandError, console, errors, print_json, set
 from newsletter.db import session_scope
 from newsletter.lists.service import get_list
 from newsletter.models import Subscriber, Subscription, SubscriptionStatus
+from newsletter.subscriptions.readers import purge_expired_signups
 from newsletter.subscriptions.service import Signup, parse_subscriber_csv, subscribe
 
 app = typer.Typer(help="Readers: add, import and list.", no_args_is_help=True)
@@ -125,3 +127,17 @@ def list_(
         lists = ", ".join(f"{slug} ({state})" for slug, state in row["lists"].items())
         table.add_row(row["email"], row["name"], row["status"], lists)
     console.print(table)
+
+
+@app.command("purge-pending")
+def purge_pending(
+    days: Annotated[
+        int | None, typer.Option(min=1, help="Age in days (default: the setting).")
+    ] = None,
+) -> None:
+    """Delete signups never confirmed, and readers left with no subscription."""
+    config = settings()
+    ttl = timedelta(days=days or config.pending_signup_ttl_days)
+    with session_scope() as session:
+        purged = purge_expired_signups(session, now=utcnow(), ttl=ttl)
+    console.print(f"Purged {purged} unconfirmed signups older than {ttl.days} days.")
