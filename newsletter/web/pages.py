@@ -104,13 +104,18 @@ def subscribe(
     return message(request, "Check your inbox", *CHECK_INBOX)
 
 
+def _confirm_token(request: Request, token: str) -> tuple[int, list[int]]:
+    settings = web(request).settings
+    return read_confirm_token(
+        settings.secret_key, token, max_age_s=settings.confirm_token_max_age_hours * 3600
+    )
+
+
 @router.get("/confirm/{token}", response_class=HTMLResponse, summary="Confirmation page")
 def confirm_page(request: Request, token: Token) -> HTMLResponse:
     settings = web(request).settings
     try:
-        _, list_ids = read_confirm_token(
-            settings.secret_key, token, max_age_s=settings.confirm_token_max_age_hours * 3600
-        )
+        _, list_ids = _confirm_token(request, token)
     except InvalidToken as error:
         return _bad_link(request, error)
     with session_scope(settings.database_url) as session:
@@ -132,9 +137,7 @@ def confirm(request: Request, token: Token) -> HTMLResponse:
     state = web(request)
     settings = state.settings
     try:
-        subscriber_id, list_ids = read_confirm_token(
-            settings.secret_key, token, max_age_s=settings.confirm_token_max_age_hours * 3600
-        )
+        subscriber_id, list_ids = _confirm_token(request, token)
     except InvalidToken as error:
         return _bad_link(request, error)
     with session_scope(settings.database_url) as session:
