@@ -13,7 +13,7 @@ from newsletter.models import NewsletterList
 from newsletter.rendering.render import header_text
 from newsletter.subscriptions.addresses import normalise_address
 
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 
 class ListError(ValueError):
@@ -35,7 +35,7 @@ class ListSpec:
 
 
 def create_list(session: Session, spec: ListSpec) -> NewsletterList:
-    if not _SLUG.match(spec.slug):
+    if not SLUG.match(spec.slug):
         raise ListError(
             f"{spec.slug!r} is not a usable slug: lower-case letters, digits and hyphens only"
         )

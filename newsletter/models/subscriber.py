@@ -4,7 +4,7 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from newsletter.db import Base
 from newsletter.models.newsletter_list import NewsletterList
@@ -33,6 +33,9 @@ class Subscriber(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     # Normalised address (email-validator): unique per install.
     email: Mapped[str] = mapped_column(String(320), unique=True)
+    # The address case-folded in Python (SQL lower() folds ASCII only): how readers are found,
+    # so Élodie@ and élodie@ are one reader.
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     status: Mapped[SubscriberStatus] = mapped_column(
         str_enum(SubscriberStatus, "subscriber_status"), default=SubscriberStatus.ACTIVE
@@ -40,6 +43,15 @@ class Subscriber(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     subscriptions: Mapped[list[Subscription]] = relationship(back_populates="subscriber")
+
+    @validates("email")
+    def _keep_key(self, _key: str, email: str) -> str:
+        self.email_key = email_key(email)
+        return email
+
+
+def email_key(email: str) -> str:
+    return email.casefold()
 
 
 class Subscription(Base):

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session, selectinload
 
-from newsletter.lists.service import ListError
+from newsletter.lists.service import SLUG, ListError
 from newsletter.models import (
     ConsentAction,
     ConsentEvent,
@@ -23,6 +23,7 @@ from newsletter.models import (
     Frequency,
     NewsletterList,
     Subscriber,
+    SubscriberStatus,
     Subscription,
     SubscriptionStatus,
 )
@@ -43,6 +44,10 @@ def lists_by_slug(session: Session, slugs: Iterable[str]) -> list[NewsletterList
     wanted = list(dict.fromkeys(slugs))
     if not wanted:
         raise ListError("choose at least one list")
+    malformed = [slug for slug in wanted if not SLUG.match(slug)]
+    if malformed:
+        # Checked before the query: PostgreSQL refuses some characters (NUL) outright.
+        raise ListError(f"no such list: {malformed[0][:64]!r}")
     found = {nl.slug: nl for nl in session.scalars(
         select(NewsletterList).where(NewsletterList.slug.in_(wanted))
     )}  # fmt: skip
@@ -70,6 +75,9 @@ def request_signup(
     """
     address = normalise_address(email)
     subscriber = find_subscriber(session, address)
+    if subscriber is not None and subscriber.status == SubscriberStatus.BLOCKED:
+        # It bounced or complained: never mail it, not even a confirmation request.
+        return SignupResult(subscriber.id, [])
     if subscriber is None:
         subscriber = Subscriber(email=address, name=name.strip()[:200])
         session.add(subscriber)
@@ -319,9 +327,14 @@ def purge_expired_signups(session: Session, *, now: datetime, ttl: timedelta) ->
             Subscription.created_at < now - ttl,
         )
     )
-    orphans = select(Subscriber.id).where(
-        ~exists().where(Subscription.subscriber_id == Subscriber.id),
-        ~exists().where(Delivery.subscriber_id == Subscriber.id),
-    )
-    session.execute(delete(Subscriber).where(Subscriber.id.in_(orphans)))
+    orphans = session.execute(
+        select(Subscriber.id, Subscriber.email).where(
+            ~exists().where(Subscription.subscriber_id == Subscriber.id),
+            ~exists().where(Delivery.subscriber_id == Subscriber.id),
+        )
+    ).all()
+    for subscriber_id, address in orphans:
+        # Their signup events stay (append-only) but no longer say who signed up.
+        consent.anonymise(session, subscriber_id, address)
+    session.execute(delete(Subscriber).where(Subscriber.id.in_([o.id for o in orphans])))
     return int(getattr(expired, "rowcount", 0) or 0)

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.models import (
@@ -18,6 +18,7 @@ from newsletter.models import (
     Subscription,
     SubscriptionStatus,
 )
+from newsletter.models.subscriber import email_key
 from newsletter.subscriptions.addresses import InvalidAddress, normalise_address
 
 
@@ -35,7 +36,7 @@ class ImportReport:
 
 
 def find_subscriber(session: Session, email: str) -> Subscriber | None:
-    return session.scalar(select(Subscriber).where(func.lower(Subscriber.email) == email.lower()))
+    return session.scalar(select(Subscriber).where(Subscriber.email_key == email_key(email)))
 
 
 def subscribe(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,6 +10,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsletter.config import Settings, get_settings
@@ -35,6 +35,35 @@ SECURITY_HEADERS = {
 }
 
 
+class SecurityHeaders:
+    """Add SECURITY_HEADERS to every response that does not set them itself.
+
+    Plain ASGI rather than ``@app.middleware("http")``: that one reads the request inside a
+    task group, which would wrap the body limit's 413 into an ExceptionGroup.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(event: Message) -> None:
+            if event["type"] == "http.response.start":
+                present = {name.lower() for name, _ in event.get("headers", [])}
+                extra = [
+                    (name.encode(), value.encode())
+                    for name, value in SECURITY_HEADERS.items()
+                    if name.encode() not in present
+                ]
+                event = {**event, "headers": [*event.get("headers", []), *extra]}
+            await send(event)
+
+        await self.app(scope, receive, with_headers)
+
+
 class BodyLimit:
     """Refuse request bodies over ``limit`` bytes with 413, declared or streamed."""
 
@@ -57,23 +86,21 @@ class BodyLimit:
             incoming = await receive()
             seen += len(incoming.get("body", b""))
             if seen > self.limit:
-                raise _TooLarge
+                # An HTTPException passes through FastAPI's body parsing as it is.
+                raise HTTPException(413, self.message)
             return incoming
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await self._refuse(send)
+        await self.app(scope, counted, send)
+
+    @property
+    def message(self) -> str:
+        return f"Request body too large: the limit is {self.limit:,} bytes."
 
     async def _refuse(self, send: Send) -> None:
-        body = f"Request body too large: the limit is {self.limit:,} bytes.".encode()
+        body = self.message.encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"text/plain; charset=utf-8")]})  # fmt: skip
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def _describe(error: RequestValidationError) -> str:
@@ -103,19 +130,23 @@ def create_app(settings: Settings | None = None, notifier: Notifier | None = Non
     registry = CollectorRegistry()
     registry.register(DatabaseCollector(settings.database_url))
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
-
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> Response:
         detail = _describe(error)
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": detail}, status_code=422)
         return message(request, "That did not work", detail, status_code=400)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        """Starlette's own refusals (bad multipart, too many fields) as pages outside the API."""
+        if request.url.path.startswith("/api/") or error.status_code < 400:
+            return JSONResponse(
+                {"detail": error.detail}, status_code=error.status_code, headers=error.headers
+            )
+        return message(
+            request, "That did not work", str(error.detail), status_code=error.status_code
+        )
 
     @app.exception_handler(RateLimited)
     async def rate_limited(request: Request, error: RateLimited) -> Response:
@@ -142,5 +173,6 @@ def create_app(settings: Settings | None = None, notifier: Notifier | None = Non
 
     app.include_router(pages.router)
     app.include_router(api.router)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     return app

@@ -98,8 +98,31 @@ def upgrade() -> None:
             )
         )
 
+    # Readers are found by their case-folded address; SQL lower() folds ASCII only, so the
+    # key is computed here in Python for existing rows.
+    with op.batch_alter_table("subscribers", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("email_key", sa.String(length=320), nullable=True))
+    connection = op.get_bind()
+    subscribers = sa.table(
+        "subscribers", sa.column("id", sa.Integer), sa.column("email", sa.String),
+        sa.column("email_key", sa.String),
+    )  # fmt: skip
+    for row_id, email in connection.execute(sa.select(subscribers.c.id, subscribers.c.email)).all():
+        connection.execute(
+            subscribers.update()
+            .where(subscribers.c.id == row_id)
+            .values(email_key=email.casefold())
+        )
+    with op.batch_alter_table("subscribers", schema=None) as batch_op:
+        batch_op.alter_column("email_key", existing_type=sa.String(length=320), nullable=False)
+        batch_op.create_unique_constraint(batch_op.f("uq_subscribers_email_key"), ["email_key"])
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("subscribers", schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f("uq_subscribers_email_key"), type_="unique")
+        batch_op.drop_column("email_key")
+
     with op.batch_alter_table("subscriptions", schema=None) as batch_op:
         batch_op.drop_column("paused_at")
 

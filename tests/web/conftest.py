@@ -1,0 +1,147 @@
+"""The reader web app in-process: a fresh app per test (so rate limits start at zero), a
+notifier that records instead of mailing, and helpers to look at what reached the database."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from newsletter.config import Settings
+from newsletter.lists.service import ListSpec, create_list
+from newsletter.models import ConsentEvent, NewsletterList, Subscriber, Subscription
+from newsletter.web import create_app
+
+USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) test-browser/1.0"
+
+
+@dataclass
+class Notice:
+    kind: str
+    subscriber_id: int
+    list_ids: list[int]
+
+
+@dataclass
+class RecordingNotifier:
+    """Stands in for Celery: remembers each notice the app asked to send."""
+
+    calls: list[Notice] = field(default_factory=list)
+
+    def __call__(self, kind: str, subscriber_id: int, list_ids: list[int]) -> None:
+        self.calls.append(Notice(kind, subscriber_id, list(list_ids)))
+
+    def of_kind(self, kind: str) -> list[Notice]:
+        return [call for call in self.calls if call.kind == kind]
+
+
+@dataclass(frozen=True)
+class Rows:
+    subscribers: int
+    subscriptions: int
+    consent_events: int
+
+
+def count_rows(session: Session) -> Rows:
+    """Row counts as committed by the app (which writes through its own sessions)."""
+    session.expire_all()
+    return Rows(
+        subscribers=session.scalar(select(func.count()).select_from(Subscriber)) or 0,
+        subscriptions=session.scalar(select(func.count()).select_from(Subscription)) or 0,
+        consent_events=session.scalar(select(func.count()).select_from(ConsentEvent)) or 0,
+    )
+
+
+NO_ROWS = Rows(0, 0, 0)
+
+
+def make_list(session: Session, slug: str, name: str, description: str = "") -> NewsletterList:
+    nl = create_list(
+        session,
+        ListSpec(
+            slug=slug,
+            name=name,
+            description=description,
+            from_address=f"{slug}@shortlysts.example.com",
+            from_name="Shortlysts",
+        ),
+    )
+    session.commit()
+    return nl
+
+
+@pytest.fixture
+def notifier() -> RecordingNotifier:
+    return RecordingNotifier()
+
+
+AppFactory = Callable[..., TestClient]
+
+
+@pytest.fixture
+def make_client(
+    session: Session, settings: Settings, notifier: RecordingNotifier
+) -> Iterator[AppFactory]:
+    """Build a client on a fresh app, optionally with changed settings."""
+    clients: list[TestClient] = []
+
+    def build(*, raise_server_exceptions: bool = True, **overrides: object) -> TestClient:
+        # Rate limits in this app's own memory, even when an earlier test (the live server)
+        # pointed the process at Redis: every test starts with fresh limits.
+        changed = settings.model_copy(update={"redis_url": "", **overrides})
+        app: FastAPI = create_app(changed, notifier=notifier)
+        test_client = TestClient(
+            app,
+            headers={"user-agent": USER_AGENT},
+            raise_server_exceptions=raise_server_exceptions,
+        )
+        test_client.__enter__()
+        clients.append(test_client)
+        return test_client
+
+    yield build
+    for test_client in clients:
+        test_client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: AppFactory) -> TestClient:
+    return make_client()
+
+
+@pytest.fixture
+def lists(session: Session) -> list[NewsletterList]:
+    """Two lists a reader can choose from."""
+    return [
+        make_list(session, "daily", "Shortlysts Daily", "Every morning's top stories."),
+        make_list(session, "tech", "Shortlysts Tech", "Technology news, once a day."),
+    ]
+
+
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def visible_text(page: str) -> str:
+    """The text a reader sees inside <main>, tags stripped and whitespace collapsed."""
+    match = re.search(r"<main[^>]*>(.*)</main>", page, re.S)
+    body = match.group(1) if match else page
+    return html.unescape(" ".join(_TAGS.sub(" ", body).split()))
+
+
+def error_paragraph(page: str) -> str:
+    """The error a page shows: the form's alert box, or the message page's paragraphs."""
+    alert = re.search(r'<p class="error"[^>]*>(.*?)</p>', page, re.S)
+    if alert:
+        return html.unescape(" ".join(_TAGS.sub(" ", alert.group(1)).split()))
+    heading = re.search(r"<h1>(.*?)</h1>", page, re.S)
+    paragraphs = re.findall(r"<p>(.*?)</p>", page, re.S)
+    if heading and paragraphs:
+        return html.unescape(" ".join(_TAGS.sub(" ", " ".join(paragraphs)).split()))
+    return ""

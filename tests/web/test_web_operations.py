@@ -1,0 +1,229 @@
+"""What operators and browsers rely on: health, Prometheus metrics and security headers."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from newsletter.config import Settings
+from newsletter.delivery.errors import PermanentFailure
+from newsletter.delivery.send import deliver_batch, pending_batches, start_sending
+from newsletter.delivery.transports import MemoryTransport
+from newsletter.models import NewsletterList, Subscription
+from newsletter.subscriptions.service import Signup, subscribe
+from newsletter.subscriptions.tokens import (
+    PREFERENCES,
+    UNSUBSCRIBE,
+    make_confirm_token,
+    make_token,
+)
+from tests.factories import edition_with_readers
+from tests.web.conftest import AppFactory, RecordingNotifier
+
+SECURITY_HEADERS = {
+    "referrer-policy": "no-referrer",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+}
+
+
+def samples(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    found = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def metric(client: TestClient, name: str, **labels: str) -> float:
+    return samples(client)[(name, tuple(sorted(labels.items())))]
+
+
+class RefusingTransport(MemoryTransport):
+    """Accepts every message except those to ``refused``, which get a 550."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__()
+        self.refused = refused
+
+    def send(self, sender: str, recipient: str, message: bytes) -> None:
+        if recipient == self.refused:
+            raise PermanentFailure("550 5.1.1 mailbox unknown", code=550)
+        super().send(sender, recipient, message)
+
+
+def test_healthz_reports_the_database(client: TestClient) -> None:
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"status": "ok", "database": "ok"}
+
+
+def test_healthz_reports_an_unreachable_database(make_client: AppFactory) -> None:
+    # Nothing listens on port 1: the connection is refused at once.
+    client = make_client(database_url="postgresql+psycopg://u:p@127.0.0.1:1/newsletter")
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json() == {"status": "error", "database": "unreachable"}
+
+
+def test_metrics_are_prometheus_text(client: TestClient) -> None:
+    response = client.get("/metrics")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    text = response.text
+    for name in (
+        "newsletter_signups_total",
+        "newsletter_confirmations_total",
+        "newsletter_unsubscribes_total",
+    ):
+        assert re.search(rf"^# TYPE {name.removesuffix('_total')}(_total)? counter$", text, re.M)
+        assert f"{name} 0.0" in text
+    assert 'newsletter_messages_total{status="sent"} 0.0' in text
+    assert 'newsletter_messages_total{status="failed"} 0.0' in text
+
+
+def test_metrics_follow_signups_confirmations_and_unsubscribes(
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    lists: list[NewsletterList],
+    notifier: RecordingNotifier,
+) -> None:
+    for address in ("ann@example.com", "bob@example.com"):
+        assert (
+            client.post(
+                "/subscribe", data={"email": address, "lists": ["daily", "tech"]}
+            ).status_code
+            == 200
+        )
+    assert metric(client, "newsletter_signups_total") == 4  # one per list asked for
+
+    first = notifier.of_kind("confirm")[0]
+    token = make_confirm_token(settings.secret_key, first.subscriber_id, first.list_ids)
+    assert client.post(f"/confirm/{token}").status_code == 200
+    assert metric(client, "newsletter_confirmations_total") == 2
+    assert metric(client, "newsletter_subscriptions", status="confirmed") == 2
+    assert metric(client, "newsletter_subscriptions", status="pending") == 2
+
+    leave = make_token(settings.secret_key, UNSUBSCRIBE, first.subscriber_id, lists[0].id)
+    one_click = {"content-type": "application/x-www-form-urlencoded"}
+    client.post(f"/unsubscribe/{leave}", content=b"List-Unsubscribe=One-Click", headers=one_click)
+    client.post(f"/unsubscribe/{leave}", content=b"List-Unsubscribe=One-Click", headers=one_click)
+
+    after = samples(client)
+    assert after[("newsletter_unsubscribes_total", ())] == 1
+    assert after[("newsletter_signups_total", ())] == 4
+    assert after[("newsletter_confirmations_total", ())] == 2
+    assert after[("newsletter_subscriptions", (("status", "unsubscribed"),))] == 1
+
+
+def test_metrics_count_messages_sent_and_failed(
+    client: TestClient,
+    session: Session,
+    settings: Settings,
+    daily_list: NewsletterList,
+    now: datetime,
+) -> None:
+    readers = ["ann@example.com", "bob@example.com", "cat@example.com"]
+    edition = edition_with_readers(session, daily_list, readers, now=now, settings=settings)
+    start_sending(session, edition.id, now=now)
+    session.commit()
+    transport = RefusingTransport(refused="bob@example.com")
+    for batch in pending_batches(session, edition.id, settings.batch_size):
+        deliver_batch(session, batch, transport, settings, clock=lambda: datetime.now(UTC))
+
+    assert metric(client, "newsletter_messages_total", status="sent") == 2
+    assert metric(client, "newsletter_messages_total", status="failed") == 1
+
+
+@pytest.fixture
+def reader_tokens(
+    session: Session, settings: Settings, lists: list[NewsletterList]
+) -> dict[str, str]:
+    subscription, _ = subscribe(
+        session,
+        lists[0],
+        Signup("ada@example.com"),
+        now=datetime.now(UTC),
+        confirmed=True,
+        source="test",
+    )
+    session.commit()
+    sid, lid = subscription.subscriber_id, subscription.list_id
+    return {
+        "confirm": make_confirm_token(settings.secret_key, sid, [lid]),
+        "unsubscribe": make_token(settings.secret_key, UNSUBSCRIBE, sid, lid),
+        "preferences": make_token(settings.secret_key, PREFERENCES, sid, lid),
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/subscribe", 200),
+        ("POST", "/subscribe", 400),
+        ("GET", "/confirm/{confirm}", 200),
+        ("GET", "/confirm/broken", 400),
+        ("GET", "/unsubscribe/{unsubscribe}", 200),
+        ("GET", "/preferences/{preferences}", 200),
+        ("GET", "/preferences/{preferences}/data.json", 200),
+        ("GET", "/api/v1/lists", 200),
+        ("GET", "/healthz", 200),
+        ("GET", "/no-such-page", 404),
+    ],
+)
+def test_security_headers_on_every_answer(
+    client: TestClient,
+    reader_tokens: dict[str, str],
+    method: str,
+    path: str,
+    status: int,
+) -> None:
+    response = client.request(method, path.format(**reader_tokens))
+
+    assert response.status_code == status
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers.get(name) == value, name
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'none'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert "form-action 'self'" in policy
+
+
+def test_pages_carry_tokens_without_leaking_them(
+    client: TestClient, reader_tokens: dict[str, str]
+) -> None:
+    """Token pages also ask the browser, in the page itself, never to send a Referer."""
+    page = client.get(f"/preferences/{reader_tokens['preferences']}")
+
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert '<meta name="referrer" content="no-referrer">' in page.text
+
+
+def test_rate_limited_page_has_security_headers(make_client: AppFactory, session: Session) -> None:
+    client = make_client(signup_rate_limit_per_ip="1/minute")
+    client.post("/subscribe", data={"email": "a@example.com"})
+
+    response = client.post("/subscribe", data={"email": "a@example.com"})
+
+    assert response.status_code == 429
+    assert response.headers["referrer-policy"] == "no-referrer"
+
+
+def test_subscription_gauge_has_no_rows_when_empty(client: TestClient, session: Session) -> None:
+    assert session.scalars(select(Subscription)).all() == []
+    names = {name for name, _ in samples(client)}
+    assert "newsletter_subscriptions" not in names
