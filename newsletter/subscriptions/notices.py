@@ -115,6 +115,7 @@ def welcome(
     base = settings.base_url.rstrip("/")
     first = lists[0].id
     context = {
+        "email": subscriber.email,
         "preferences_url": f"{base}/preferences/"
         + make_token(settings.secret_key, PREFERENCES, subscriber.id, first),
         "unsubscribe_url": f"{base}/unsubscribe/"
