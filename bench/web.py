@@ -1,6 +1,6 @@
 """Web benchmark: the reader endpoints under load from ``wrk`` on loopback.
 
-Starts ``uvicorn newsletter.web.app:create_app --factory --workers 2`` in a subprocess on a
+Starts ``newsletter serve --workers 2`` (uvicorn) in a subprocess on a
 free port, against a fresh SQLite database in a temp dir (or NEWSLETTER_DATABASE_URL if set),
 with one list and one confirmed reader, then measures with ``wrk`` and bench/web.lua:
 
@@ -124,9 +124,8 @@ def free_port() -> int:
 def served(env: dict[str, str], workers: int, log: Path) -> Iterator[str]:
     port = free_port()
     command = [
-        sys.executable, "-m", "uvicorn", "newsletter.web.app:create_app", "--factory",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--log-level", "warning", "--no-access-log",
+        sys.executable, "-m", "newsletter", "serve", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(workers), "--no-access-log",
     ]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") as out:
