@@ -1,0 +1,153 @@
+"""A digest's MIME message prepared once, with slots for each recipient's values.
+
+Per recipient, personalisation joins prepared byte chunks with a few short values: no Jinja,
+MJML, premailer or MIME generation. The bodies are quoted-printable, encoded here once; each
+slot sits on a line of its own between soft line breaks, so a value of any length is folded
+to at most 76 columns and the message keeps CRLF line ends and a valid transfer encoding.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from email import quoprimime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+
+from newsletter.rendering import placeholders
+
+CRLF = "\r\n"
+SOFT_BREAK = "=" + CRLF
+QP_LINE = 76
+# Header values generated unfolded (<= 998 octets), so slot markers stay whole.
+_UNFOLDED = SMTP.clone(max_line_length=998)
+# Characters quoted-printable leaves as they are (no "=", no white space, printable ASCII).
+_QP_LITERAL = re.compile(r"[!-<>-~]*\Z")
+
+HEADER_TO = "to"
+HEADER_MESSAGE_ID = "message_id"
+HEADER_LIST_UNSUBSCRIBE = "list_unsubscribe"
+_HEADER_MARKERS = {
+    HEADER_TO: "nl-slot-to@slot.invalid",
+    HEADER_MESSAGE_ID: "<nl-slot-message-id@slot.invalid>",
+    HEADER_LIST_UNSUBSCRIBE: "nl-slot-list-unsubscribe",
+}
+_BODY_MARKER = re.compile("(" + "|".join(map(re.escape, placeholders.ALL)) + ")")
+
+
+def qp_value(value: str) -> str:
+    """One slot value, quoted-printable and folded to lines of at most 76 columns."""
+    if _QP_LITERAL.match(value):
+        if len(value) < QP_LINE:
+            return value
+        step = QP_LINE - 1
+        return SOFT_BREAK.join(value[i : i + step] for i in range(0, len(value), step))
+    encoded = quoprimime.body_encode(value.encode("utf-8").decode("latin-1"), QP_LINE, CRLF)
+    return encoded.replace(" " + CRLF, "=20" + SOFT_BREAK)
+
+
+def _qp_body(text: str, part: str) -> tuple[list[str], list[str]]:
+    """Encode a body around its placeholders: the chunks, and the slot between each pair."""
+    pieces = _BODY_MARKER.split(text)
+    chunks, slots = [], []
+    for index, piece in enumerate(pieces):
+        if index % 2:
+            slots.append(f"{part}:{piece}")
+            continue
+        encoded = quoprimime.body_encode(piece.encode("utf-8").decode("latin-1"), QP_LINE, CRLF)
+        # The slot between two chunks gets a line of its own, bounded by soft line breaks.
+        lead = SOFT_BREAK if index > 0 else ""
+        tail = SOFT_BREAK if index + 1 < len(pieces) else ""
+        chunks.append(lead + encoded + tail)
+    return chunks, slots
+
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    """Byte chunks with a named slot between each consecutive pair."""
+
+    chunks: tuple[bytes, ...]
+    slots: tuple[str, ...]
+
+    def render(self, values: Mapping[str, bytes]) -> bytes:
+        out = [self.chunks[0]]
+        for slot, chunk in zip(self.slots, self.chunks[1:], strict=True):
+            out.append(values[slot])
+            out.append(chunk)
+        return b"".join(out)
+
+
+def _headers(
+    *, from_name: str, from_address: str, subject: str, date: str, extra: Mapping[str, str],
+    boundary: str,
+) -> str:  # fmt: skip
+    message = EmailMessage(policy=SMTP)
+    message["From"] = Address(display_name=from_name, addr_spec=from_address)
+    message["To"] = _HEADER_MARKERS[HEADER_TO]
+    message["Subject"] = subject
+    message["Date"] = date
+    message["Message-ID"] = _HEADER_MARKERS[HEADER_MESSAGE_ID]
+    for name, value in extra.items():
+        message[name] = value
+    message["List-Unsubscribe"] = _HEADER_MARKERS[HEADER_LIST_UNSUBSCRIBE]
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message["MIME-Version"] = "1.0"
+    message["Content-Type"] = f'multipart/alternative; boundary="{boundary}"'
+    return message.as_string(policy=_UNFOLDED).split(CRLF + CRLF, 1)[0] + CRLF
+
+
+def compile_template(
+    *, from_name: str, from_address: str, subject: str, date: str, extra_headers: Mapping[str, str],
+    text: str, html: str,
+) -> MessageTemplate:  # fmt: skip
+    """Build the template of a multipart/alternative digest: text part first, HTML last."""
+    boundary = "=_nl_" + secrets.token_hex(16)  # "=_" never occurs in quoted-printable
+    head = _headers(
+        from_name=from_name, from_address=from_address, subject=subject, date=date,
+        extra=extra_headers, boundary=boundary,
+    )  # fmt: skip
+    text_chunks, text_slots = _qp_body(text, "text")
+    html_chunks, html_slots = _qp_body(html, "html")
+
+    def part(content_type: str) -> str:
+        return (
+            f'--{boundary}{CRLF}Content-Type: {content_type}; charset="utf-8"{CRLF}'
+            f"Content-Transfer-Encoding: quoted-printable{CRLF}{CRLF}"
+        )
+
+    # One flat sequence of strings and slot names, then split into chunks at the slots.
+    sequence: list[tuple[str, str]] = []
+    for name, marker in _HEADER_MARKERS.items():
+        head = head.replace(marker, f"\x00{name}\x00")
+    for piece in re.split("\x00", head):
+        sequence.append(("slot", piece) if piece in _HEADER_MARKERS else ("text", piece))
+    sequence.append(("text", CRLF + part("text/plain")))
+    _interleave(sequence, text_chunks, text_slots)
+    sequence.append(("text", CRLF + part("text/html")))
+    _interleave(sequence, html_chunks, html_slots)
+    sequence.append(("text", f"{CRLF}--{boundary}--{CRLF}"))
+
+    chunks: list[bytes] = []
+    slots: list[str] = []
+    current: list[str] = []
+    for kind, value in sequence:
+        if kind == "slot":
+            chunks.append("".join(current).encode("ascii"))
+            slots.append(value)
+            current = []
+        else:
+            current.append(value)
+    chunks.append("".join(current).encode("ascii"))
+    return MessageTemplate(tuple(chunks), tuple(slots))
+
+
+def _interleave(
+    sequence: list[tuple[str, str]], chunks: Sequence[str], slots: Sequence[str]
+) -> None:
+    for index, chunk in enumerate(chunks):
+        sequence.append(("text", chunk))
+        if index < len(slots):
+            sequence.append(("slot", slots[index]))
