@@ -15,7 +15,12 @@ from newsletter.db import session_scope
 from newsletter.lists.service import get_list
 from newsletter.models import Subscriber, Subscription, SubscriptionStatus
 from newsletter.subscriptions.readers import purge_expired_signups
-from newsletter.subscriptions.service import Signup, parse_subscriber_csv, subscribe
+from newsletter.subscriptions.service import (
+    Signup,
+    import_subscribers,
+    parse_subscriber_csv,
+    subscribe,
+)
 
 app = typer.Typer(help="Readers: add, import and list.", no_args_is_help=True)
 
@@ -67,17 +72,17 @@ def import_(
         raise CommandError(
             f"nothing imported: fix the {len(problems)} invalid row(s) above and run again"
         )
-    added = already = 0
     with session_scope() as session:
         nl = get_list(session, list_slug)
         assert nl is not None
-        for signup in track(signups, description="Importing readers", console=console):
-            _, created = subscribe(
-                session, nl, signup, now=utcnow(), confirmed=True, source="import"
-            )
-            added, already = added + created, already + (not created)
+        report = import_subscribers(
+            session, nl, track(signups, description="Importing readers", console=console),
+            now=utcnow(), source="import",
+        )  # fmt: skip
     console.print(
-        f"Imported {len(signups)} readers into {list_slug}: {added} new, {already} already there."
+        f"Imported {len(signups)} readers into {list_slug}: {report.added} new, "
+        f"{report.already} already there"
+        + (f", {report.left} not re-added because they unsubscribed." if report.left else ".")
     )
 
 

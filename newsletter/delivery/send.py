@@ -135,6 +135,8 @@ def start_sending(session: Session, edition_id: int, *, now: datetime) -> int:
             execution_options={"preserve_rowcount": True},
         )
     )
+    # No reader at all: nothing will ever finish the edition, so finish it now.
+    finish_if_complete(session, edition_id, now=now)
     session.refresh(edition)
     return created
 

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.models import (
+    ConsentAction,
     Frequency,
     NewsletterList,
     Subscriber,
@@ -19,7 +20,9 @@ from newsletter.models import (
     SubscriptionStatus,
 )
 from newsletter.models.subscriber import email_key
+from newsletter.subscriptions import consent
 from newsletter.subscriptions.addresses import InvalidAddress, normalise_address
+from newsletter.subscriptions.consent import Client
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class Signup:
 class ImportReport:
     added: int = 0
     already: int = 0
+    left: int = 0  # unsubscribed earlier: not re-added
     errors: list[str] = field(default_factory=list)
 
 
@@ -52,7 +56,8 @@ def subscribe(
     """Subscribe an address to a list; returns the subscription and whether it is new.
 
     ``confirmed`` is for imports of readers who already opted in elsewhere; the web form
-    leaves it false until the reader confirms.
+    leaves it false until the reader confirms. A reader who unsubscribed is never brought
+    back by an operator: only they can rejoin.
     """
     email = normalise_address(signup.email)
     subscriber = find_subscriber(session, email)
@@ -68,13 +73,19 @@ def subscribe(
     created = subscription is None
     if subscription is None:
         subscription = Subscription(
-            subscriber=subscriber, newsletter_list=nl, source=source, frequency=frequency
-        )
+            subscriber=subscriber, newsletter_list=nl, source=source, frequency=frequency,
+            status=SubscriptionStatus.PENDING,
+        )  # fmt: skip
         session.add(subscription)
-    if confirmed and subscription.status != SubscriptionStatus.CONFIRMED:
+    if confirmed and subscription.status == SubscriptionStatus.PENDING:
         subscription.status = SubscriptionStatus.CONFIRMED
         subscription.confirmed_at = now
-        subscription.unsubscribed_at = None
+        session.flush()
+        consent.record(
+            session, ConsentAction.IMPORT, email=subscriber.email, subscriber_id=subscriber.id,
+            list_id=nl.id, client=Client(source=source), now=now,
+            wording="Added by an operator, with consent given elsewhere",
+        )  # fmt: skip
     session.flush()
     return subscription, created
 
@@ -115,9 +126,13 @@ def import_subscribers(
 ) -> ImportReport:
     report = ImportReport()
     for signup in signups:
-        _, created = subscribe(session, nl, signup, now=now, confirmed=True, source=source)
+        subscription, created = subscribe(
+            session, nl, signup, now=now, confirmed=True, source=source
+        )
         if created:
             report.added += 1
+        elif subscription.status == SubscriptionStatus.UNSUBSCRIBED:
+            report.left += 1
         else:
             report.already += 1
     return report

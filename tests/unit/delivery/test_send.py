@@ -206,3 +206,12 @@ def test_batch_of_an_unknown_edition_does_nothing(session: Session, settings: Se
         session, BatchRange(999, 1, 10), MemoryTransport(), settings, clock=clock
     )
     assert result.sent == 0
+
+
+def test_an_edition_without_readers_is_finished_at_once(
+    session: Session, daily_list: NewsletterList, now: datetime, settings: Settings
+) -> None:
+    edition = edition_with_readers(session, daily_list, [], now=now, settings=settings)
+    assert start_sending(session, edition.id, now=now) == 0
+    state = progress(session, edition.id)
+    assert (state.status, state.total) == (EditionStatus.SENT, 0)
