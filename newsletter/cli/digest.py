@@ -24,7 +24,7 @@ from newsletter.delivery.send import SendError, prepare_edition, progress
 from newsletter.digest.build import build_edition
 from newsletter.digest.schedule import local_date
 from newsletter.lists.service import get_list
-from newsletter.models import Edition, EditionStatus
+from newsletter.models import Edition, EditionStatus, Frequency
 
 app = typer.Typer(help="Editions: build, preview, send and follow.", no_args_is_help=True)
 
@@ -46,6 +46,9 @@ def build(
         str | None,
         typer.Option("--date", help="YYYY-MM-DD in the list's timezone (default today)."),
     ] = None,
+    frequency: Annotated[
+        Frequency, typer.Option(help="daily, or weekly: the week's posts for weekly readers.")
+    ] = Frequency.DAILY,
 ) -> None:
     """Assemble and render a list's edition for a date (once; later calls show the same one)."""
     now = utcnow()
@@ -56,7 +59,9 @@ def build(
             target = date.fromisoformat(day) if day else local_date(nl.timezone, now)
         except ValueError:
             raise CommandError(f"--date {day!r} is not a date like 2026-05-15") from None
-        result = build_edition(session, nl, target, now=now, settings=settings())
+        result = build_edition(
+            session, nl, target, now=now, settings=settings(), frequency=frequency
+        )
         edition = result.edition
         verb = "Built" if result.created else "Found existing"
         if edition.status == EditionStatus.SKIPPED:
