@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     signup_rate_limit_per_ip: str
     signup_rate_limit_per_address: str
     max_request_bytes: int
+    stale_claim_minutes: float
 
     @classmethod
     def settings_customise_sources(

@@ -65,8 +65,8 @@ class RecordingHandler:
 
 
 class SMTPServer:
-    def __init__(self, **options: Any) -> None:
-        self.handler = RecordingHandler()
+    def __init__(self, handler: RecordingHandler | None = None, **options: Any) -> None:
+        self.handler = handler or RecordingHandler()
         self.port = free_port()
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **options)
 

@@ -37,6 +37,10 @@ def create_app() -> Celery:
                 "task": "workers.tasks.dispatch_due_editions",
                 "schedule": crontab(minute="*"),
             },
+            "reconcile-deliveries": {
+                "task": "workers.tasks.reconcile_deliveries",
+                "schedule": crontab(minute="*/5"),
+            },
             "purge-expired-signups": {
                 "task": "workers.tasks.purge_expired_signups",
                 "schedule": crontab(minute=17, hour=3),

@@ -10,6 +10,7 @@ from celery import shared_task
 
 from newsletter.config import get_settings
 from newsletter.db import session_scope
+from newsletter.delivery import recovery
 from newsletter.delivery.errors import ConnectionLost, PermanentFailure, TemporaryFailure
 from newsletter.delivery.send import BatchRange, deliver_batch, pending_batches, start_sending
 from newsletter.delivery.transports import transport_from_url
@@ -17,6 +18,8 @@ from newsletter.dispatch import dispatch_due
 from newsletter.subscriptions import notices, readers
 
 log = logging.getLogger(__name__)
+
+DELIVER_TIME_LIMIT_S = 600
 
 
 def utcnow() -> datetime:
@@ -52,6 +55,9 @@ def send_edition(edition_id: int) -> int:
     bind=True,
     max_retries=8,
     acks_late=True,
+    # A batch never runs longer than this, so the reconciler (stale_claim_minutes, longer)
+    # never releases the claim of a batch that is still alive.
+    time_limit=DELIVER_TIME_LIMIT_S,
 )
 def deliver(self: object, edition_id: int, first_id: int, last_id: int) -> int:
     """Send one keyset range of deliveries; temporary failures retry with backoff."""
@@ -127,3 +133,21 @@ def purge_expired_signups() -> int:
         )
     log.info("purged %s unconfirmed signups", purged)
     return purged
+
+
+@shared_task(name="workers.tasks.reconcile_deliveries")
+def reconcile_deliveries() -> int:
+    """Every few minutes: recover batches whose worker died and sends whose tasks vanished."""
+    settings = get_settings()
+    with session_scope() as session:
+        result = recovery.reconcile(
+            session, now=utcnow(), stale_after=timedelta(minutes=settings.stale_claim_minutes)
+        )
+    for edition_id in result.editions:
+        enqueue_batches(edition_id)
+    if result.uncertain or result.editions:
+        log.warning(
+            "reconciled: %s uncertain, %s requeued, batches enqueued again for editions %s",
+            result.uncertain, result.requeued, result.editions,
+        )  # fmt: skip
+    return len(result.editions)

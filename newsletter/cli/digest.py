@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import webbrowser
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +19,7 @@ from newsletter.cli.common import (
     wait_for_edition,
 )
 from newsletter.db import session_scope
+from newsletter.delivery import recovery
 from newsletter.delivery.personalise import Recipient
 from newsletter.delivery.send import SendError, prepare_edition, progress
 from newsletter.digest.build import build_edition
@@ -142,7 +143,59 @@ def status(
     if format == "json":
         print_json({**dataclasses.asdict(state), "remaining": state.remaining})
         return
-    table = Table("Edition", "Status", "Readers", "Sent", "Failed", "Skipped", "Remaining")
+    table = Table(
+        "Edition", "Status", "Readers", "Sent", "Failed", "Skipped", "Uncertain", "Remaining"
+    )
     table.add_row(str(state.edition_id), state.status, str(state.total), str(state.sent),
-                  str(state.failed), str(state.skipped), str(state.remaining))  # fmt: skip
+                  str(state.failed), str(state.skipped), str(state.uncertain),
+                  str(state.remaining))  # fmt: skip
     console.print(table)
+
+
+@app.command()
+def reconcile(
+    stale_minutes: Annotated[
+        float | None, typer.Option(help="Idle time after which a batch counts as lost.")
+    ] = None,
+) -> None:
+    """Recover sends whose worker died or whose tasks were lost (beat runs this every 5 min).
+
+    The message a dead worker was handing over is marked uncertain, never sent twice; the
+    rest of its batch is queued again.
+    """
+    config = settings()
+    stale = timedelta(
+        minutes=stale_minutes if stale_minutes is not None else config.stale_claim_minutes
+    )
+    with session_scope() as session:
+        result = recovery.reconcile(session, now=utcnow(), stale_after=stale)
+    console.print(
+        f"{result.uncertain} deliveries marked uncertain, {result.requeued} queued again; "
+        f"editions to resume: {', '.join(map(str, result.editions)) or 'none'}."
+    )
+    if result.editions:
+        with queue() as local_worker:
+            from workers.tasks import enqueue_batches
+
+            for edition_id in result.editions:
+                enqueue_batches(edition_id)
+            if local_worker:
+                for edition_id in result.editions:
+                    wait_for_edition(edition_id)
+
+
+@app.command("retry-uncertain")
+def retry_uncertain(edition_id: Annotated[int, typer.Argument(help="Edition ID.")]) -> None:
+    """Send an edition's uncertain deliveries again, accepting that some readers may get two."""
+    with session_scope() as session:
+        count = recovery.retry_uncertain(session, edition_id, now=utcnow())
+    if not count:
+        console.print(f"Edition {edition_id} has no uncertain deliveries.")
+        return
+    console.print(f"Queued {count} uncertain deliveries of edition {edition_id} again.")
+    with queue() as local_worker:
+        from workers.tasks import enqueue_batches
+
+        enqueue_batches(edition_id)
+        if local_worker:
+            wait_for_edition(edition_id)

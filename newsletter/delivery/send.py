@@ -327,6 +327,7 @@ class Progress:
     sent: int
     failed: int
     skipped: int
+    uncertain: int
     queued: int
     sending: int
 
@@ -336,7 +337,7 @@ class Progress:
 
     @property
     def done(self) -> int:
-        return self.sent + self.failed + self.skipped
+        return self.sent + self.failed + self.skipped + self.uncertain
 
 
 def progress(session: Session, edition_id: int) -> Progress:
@@ -362,6 +363,7 @@ def progress(session: Session, edition_id: int) -> Progress:
         sent=get(DeliveryStatus.SENT),
         failed=get(DeliveryStatus.FAILED),
         skipped=get(DeliveryStatus.SKIPPED),
+        uncertain=get(DeliveryStatus.UNCERTAIN),
         queued=get(DeliveryStatus.QUEUED),
         sending=get(DeliveryStatus.SENDING),
     )

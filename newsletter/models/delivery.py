@@ -12,13 +12,21 @@ from newsletter.models.types import UTCDateTime, str_enum, utcnow
 
 class DeliveryStatus(enum.StrEnum):
     QUEUED = "queued"  # waiting for its batch (again, after a temporary failure)
-    SENDING = "sending"  # claimed by a batch; if it stays here the outcome is uncertain
+    SENDING = "sending"  # claimed by a running batch
     SENT = "sent"  # the SMTP server accepted it
     FAILED = "failed"  # permanent failure, or attempts exhausted: never retried
     SKIPPED = "skipped"  # the reader left or was blocked before their turn
+    # Its worker died while handing it over: the server may have it. Not sent again unless
+    # an operator asks (``newsletter digest retry-uncertain``), so no reader gets two.
+    UNCERTAIN = "uncertain"
 
 
-FINAL_STATUSES = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)
+FINAL_STATUSES = (
+    DeliveryStatus.SENT,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.SKIPPED,
+    DeliveryStatus.UNCERTAIN,
+)
 
 
 class Delivery(Base):

@@ -1,0 +1,110 @@
+"""A batch whose worker dies mid-send: nobody is mailed twice, nobody is forgotten."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.orm import Session
+
+from newsletter.config import Settings
+from newsletter.delivery.recovery import reconcile, retry_uncertain
+from newsletter.delivery.send import deliver_batch, pending_batches, progress, start_sending
+from newsletter.delivery.transports import MemoryTransport
+from newsletter.models import EditionStatus, NewsletterList
+from tests.factories import edition_with_readers
+
+READERS = [f"reader{i}@example.com" for i in range(6)]
+
+
+class WorkerKilled(BaseException):
+    """Stands for SIGKILL: nothing in the worker gets to handle it."""
+
+
+class DiesOnThirdMessage(MemoryTransport):
+    def send(self, sender: str, recipient: str, message: bytes) -> None:
+        if len(self.sent) == 2:
+            raise WorkerKilled
+        super().send(sender, recipient, message)
+
+
+def clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@pytest.fixture
+def crashed(
+    session: Session, daily_list: NewsletterList, now: datetime, settings: Settings
+) -> tuple[int, MemoryTransport]:
+    """An edition whose only batch died while handing over its third message."""
+    edition = edition_with_readers(session, daily_list, READERS, now=now, settings=settings)
+    start_sending(session, edition.id, now=now)
+    session.commit()
+    transport = DiesOnThirdMessage()
+    batch = pending_batches(session, edition.id, settings.batch_size)[0]
+    with pytest.raises(WorkerKilled):
+        deliver_batch(session, batch, transport, settings, clock=clock)
+    session.rollback()
+    return edition.id, transport
+
+
+def later() -> datetime:
+    return clock() + timedelta(minutes=30)
+
+
+def test_a_live_batch_is_left_alone(session: Session, crashed: tuple[int, MemoryTransport]) -> None:
+    result = reconcile(session, now=clock(), stale_after=timedelta(minutes=20))
+    assert (result.uncertain, result.requeued, result.editions) == (0, 0, [])
+
+
+def test_the_message_in_flight_is_uncertain_and_the_rest_queued(
+    session: Session, crashed: tuple[int, MemoryTransport]
+) -> None:
+    edition_id, _ = crashed
+    result = reconcile(session, now=later(), stale_after=timedelta(minutes=20))
+    session.commit()
+    state = progress(session, edition_id)
+    assert (result.uncertain, result.requeued, result.editions) == (1, 3, [edition_id])
+    assert (state.sent, state.uncertain, state.queued, state.sending) == (2, 1, 3, 0)
+
+
+def test_resuming_mails_everyone_else_exactly_once(
+    session: Session, crashed: tuple[int, MemoryTransport], settings: Settings
+) -> None:
+    edition_id, first_run = crashed
+    reconcile(session, now=later(), stale_after=timedelta(minutes=20))
+    session.commit()
+    second_run = MemoryTransport()
+    for batch in pending_batches(session, edition_id, settings.batch_size):
+        deliver_batch(session, batch, second_run, settings, clock=clock)
+    received = [rcpt for _, rcpt, _ in first_run.sent + second_run.sent]
+    assert len(received) == len(set(received)) == len(READERS) - 1
+    state = progress(session, edition_id)
+    assert (state.status, state.sent, state.uncertain) == (EditionStatus.SENT, 5, 1)
+
+
+def test_operator_can_retry_the_uncertain_one(
+    session: Session, crashed: tuple[int, MemoryTransport], settings: Settings
+) -> None:
+    edition_id, _ = crashed
+    reconcile(session, now=later(), stale_after=timedelta(minutes=20))
+    session.commit()
+    for batch in pending_batches(session, edition_id, settings.batch_size):
+        deliver_batch(session, batch, MemoryTransport(), settings, clock=clock)
+    assert retry_uncertain(session, edition_id, now=clock()) == 1
+    session.commit()
+    retry = MemoryTransport()
+    for batch in pending_batches(session, edition_id, settings.batch_size):
+        deliver_batch(session, batch, retry, settings, clock=clock)
+    assert [rcpt for _, rcpt, _ in retry.sent] == [READERS[2]]
+    assert progress(session, edition_id).status == EditionStatus.SENT
+
+
+def test_an_idle_send_with_lost_tasks_is_resumed(
+    session: Session, daily_list: NewsletterList, now: datetime, settings: Settings
+) -> None:
+    edition = edition_with_readers(session, daily_list, READERS, now=now, settings=settings)
+    start_sending(session, edition.id, now=now)  # its batch tasks never ran (Redis lost them)
+    session.commit()
+    result = reconcile(session, now=now + timedelta(hours=1), stale_after=timedelta(minutes=20))
+    assert result.editions == [edition.id]
