@@ -5,12 +5,10 @@ Prints JSON lines {"metric", "value", "unit"}:
   render_ms_{10,25}          median of the following renders
   html_bytes_{10,25}         its HTML size (Gmail clips above 104,448 bytes)
   full_stories_25            stories shown in full at 25 posts (the rest collapse to headlines)
-  personalise_msgs_per_s     per-recipient messages from the prepared edition (this pipeline)
-  message_bytes              size of one such message
-  naive_msgs_per_s           full render (Jinja+MJML+premailer) + EmailMessage per recipient
-  speedup_vs_naive           ratio of the two
 
-Usage: python bench/render.py [--recipients 2000]
+Personalisation has its own benchmark: bench/personalise.py.
+
+Usage: python bench/render.py
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ import statistics
 import time
 from datetime import UTC, date, datetime
 
-from newsletter.delivery.personalise import PreparedEdition, Recipient
+from newsletter.delivery.personalise import PreparedEdition
 from newsletter.posts.sources import parse_feed
 from newsletter.rendering.digest import DigestContext, Story, render_digest
 from newsletter.resources import data_path
@@ -81,8 +79,7 @@ def prepared(email_html: str, email_text: str, subject: str) -> PreparedEdition:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipients", type=int, default=2000)
-    args = parser.parse_args()
+    parser.parse_args()
 
     for count in (10, 25):
         cold, warm, size, full = time_render(count)
@@ -91,28 +88,6 @@ def main() -> None:
         emit(f"html_bytes_{count}", size, "bytes")
         if count == 25:
             emit("full_stories_25", full, "stories")
-
-    items = stories(10)
-    email, _ = render_digest(CONTEXT, items, budget_bytes=BUDGET)
-    started = time.perf_counter()
-    edition = prepared(email.html, email.text, email.subject)  # once per batch in production
-    for i in range(args.recipients):
-        edition.personalise(Recipient(i, i, f"reader{i}@example.com"))
-    fast = args.recipients / (time.perf_counter() - started)
-    emit("personalise_msgs_per_s", fast, "msgs/s")
-    emit("message_bytes", len(edition.personalise(Recipient(1, 1, "r@example.com")).data), "bytes")
-
-    # The baseline renders everything again per recipient and builds MIME with EmailMessage.
-    naive_count = max(args.recipients // 100, 20)
-    started = time.perf_counter()
-    for i in range(naive_count):
-        again, _ = render_digest(CONTEXT, items, budget_bytes=BUDGET)
-        prepared(again.html, again.text, again.subject).personalise_slowly(
-            Recipient(i, i, f"reader{i}@example.com")
-        )
-    naive = naive_count / (time.perf_counter() - started)
-    emit("naive_msgs_per_s", naive, "msgs/s")
-    emit("speedup_vs_naive", fast / naive, "x")
 
 
 if __name__ == "__main__":
