@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     celery_queue: str
     smtp_timeout: float
     max_delivery_attempts: int
+    retry_backoff_seconds: float
     html_budget_bytes: int
     first_edition_lookback_hours: int
     max_import_bytes: int

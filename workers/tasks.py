@@ -81,7 +81,9 @@ def deliver(self: object, edition_id: int, first_id: int, last_id: int) -> int:
     )
     if result.needs_retry:
         retries: int = self.request.retries  # type: ignore[attr-defined]
-        countdown = min(30 * 2**retries, 3600) * random.uniform(0.8, 1.2)
+        # Exponential backoff with jitter, capped well below the broker's visibility timeout.
+        base = settings.retry_backoff_seconds
+        countdown = min(base * 2**retries, 3600) * random.uniform(0.8, 1.2)
         raise self.retry(countdown=countdown)  # type: ignore[attr-defined]
     return result.sent
 

@@ -1,0 +1,114 @@
+"""A server that defers 10% of messages, refuses a few and drops connections: every
+deliverable message arrives exactly once, and each refusal is recorded with its reply."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from newsletter.config import Settings
+from newsletter.models import Delivery, DeliveryStatus, NewsletterList, Subscriber
+from tests.integration.helpers import sample_edition, wait_until_sent
+from tests.smtp_server import RecordingHandler, SMTPServer
+
+READERS = [f"reader{i:03d}@example.com" for i in range(120)]
+REFUSED = {"reader007@example.com", "reader077@example.com"}
+
+
+class FlakyHandler(RecordingHandler):
+    """Deterministic trouble: 4xx to ~10% of first attempts, 5xx to REFUSED, and the
+    connection dropped (before accepting) on every 25th message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: Counter[str] = Counter()
+        self.data_count = 0
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        self.seen[address] += 1
+        if address in REFUSED:
+            return "550 5.1.1 mailbox unavailable"
+        if self.seen[address] == 1 and zlib.crc32(address.encode()) % 10 == 0:
+            return "451 4.3.0 try again later"
+        return await super().handle_RCPT(server, session, envelope, address, options)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.data_count += 1
+        if self.data_count % 25 == 0:
+            server.transport.close()  # dropped before the reply: not accepted
+            return "421 4.4.2 connection dropped"
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.fixture
+def flaky_smtp() -> Iterator[SMTPServer]:
+    server = SMTPServer(FlakyHandler())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def flaky_worker(
+    broker: str, database_url: str, flaky_smtp: SMTPServer, tmp_path: Path
+) -> Iterator[str]:
+    queue = f"newsletter-flaky-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "NEWSLETTER_CELERY_QUEUE": queue,
+        "NEWSLETTER_SMTP_URL": flaky_smtp.url,
+        "NEWSLETTER_BATCH_SIZE": "40",
+        "NEWSLETTER_RETRY_BACKOFF_SECONDS": "0.2",
+    }
+    with (tmp_path / "worker.log").open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=solo",
+             "--loglevel=INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    yield queue
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=30)
+
+
+def test_every_deliverable_message_arrives_exactly_once(
+    flaky_worker: str, flaky_smtp: SMTPServer, session: Session, daily_list: NewsletterList,
+    settings: Settings, now: datetime,
+) -> None:  # fmt: skip
+    from workers.tasks import send_edition
+
+    edition = sample_edition(session, daily_list, READERS, now=now, settings=settings)
+    send_edition.apply_async((edition.id,), queue=flaky_worker)
+    state = wait_until_sent(edition.id, timeout=120)
+
+    handler = flaky_smtp.handler
+    assert isinstance(handler, FlakyHandler)
+    retried = [address for address, times in handler.seen.items() if times > 1]
+    assert len(retried) >= 10, "the server deferred and dropped enough to exercise retries"
+    assert handler.data_count >= 25, "at least one connection was dropped"
+    received = Counter(r for item in handler.received for r in item.recipients)
+    assert set(received) == set(READERS) - REFUSED
+    assert max(received.values()) == 1
+    assert (state.sent, state.failed, state.uncertain) == (len(READERS) - len(REFUSED), 2, 0)
+    failures = session.execute(
+        select(Subscriber.email, Delivery.last_error)
+        .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+        .where(Delivery.status == DeliveryStatus.FAILED)
+    ).all()
+    assert {email for email, _ in failures} == REFUSED
+    assert all(error == "550 5.1.1 mailbox unavailable" for _, error in failures)
