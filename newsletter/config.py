@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     database_url: str
     redis_url: str
     smtp_url: str
+    dkim_domain: str
+    dkim_selector: str
+    dkim_private_key: Path | None = None
     outbox_dir: Path
     secret_key: str
     base_url: str
@@ -78,6 +81,13 @@ class Settings(BaseSettings):
                 f"NEWSLETTER_SECRET_KEY is the placeholder, which is refused in the "
                 f"{self.environment} environment. Set it to a long random string, e.g. "
                 '`python -c "import secrets; print(secrets.token_urlsafe(48))"`.'
+            )
+        if self.dkim_domain and (
+            self.dkim_private_key is None or not self.dkim_private_key.is_file()
+        ):
+            raise ConfigurationError(
+                "NEWSLETTER_DKIM_DOMAIN is set, so NEWSLETTER_DKIM_PRIVATE_KEY must name a "
+                f"readable PEM private key file (got {self.dkim_private_key})."
             )
         if self.batch_size < 1:
             raise ConfigurationError("NEWSLETTER_BATCH_SIZE must be at least 1.")

@@ -13,7 +13,7 @@ from newsletter.db import session_scope
 from newsletter.delivery import recovery
 from newsletter.delivery.errors import ConnectionLost, PermanentFailure, TemporaryFailure
 from newsletter.delivery.send import BatchRange, deliver_batch, pending_batches, start_sending
-from newsletter.delivery.transports import transport_from_url
+from newsletter.delivery.signing import outgoing_transport
 from newsletter.dispatch import dispatch_due
 from newsletter.subscriptions import notices, readers
 
@@ -62,9 +62,7 @@ def send_edition(edition_id: int) -> int:
 def deliver(self: object, edition_id: int, first_id: int, last_id: int) -> int:
     """Send one keyset range of deliveries; temporary failures retry with backoff."""
     settings = get_settings()
-    transport = transport_from_url(
-        settings.smtp_url, outbox_dir=settings.outbox_dir, timeout=settings.smtp_timeout
-    )
+    transport = outgoing_transport(settings)
     with session_scope() as session:
         result = deliver_batch(
             session, BatchRange(edition_id, first_id, last_id), transport, settings, clock=utcnow
@@ -110,9 +108,7 @@ def send_notice(self: object, kind: str, subscriber_id: int, list_ids: list[int]
         notice = NOTICES[kind](session, subscriber_id, list_ids, settings=settings, now=utcnow())
     if notice is None:
         return False  # the reader erased their data meanwhile
-    transport = transport_from_url(
-        settings.smtp_url, outbox_dir=settings.outbox_dir, timeout=settings.smtp_timeout
-    )
+    transport = outgoing_transport(settings)
     try:
         notices.send(notice, transport)
     except PermanentFailure as error:

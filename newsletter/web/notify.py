@@ -10,7 +10,7 @@ from typing import Protocol
 from newsletter.config import Settings
 from newsletter.db import session_scope
 from newsletter.delivery.errors import DeliveryError
-from newsletter.delivery.transports import transport_from_url
+from newsletter.delivery.signing import outgoing_transport
 from newsletter.subscriptions import notices
 
 log = logging.getLogger(__name__)
@@ -49,11 +49,7 @@ class ThreadNotifier:
             )
         if notice is None:
             return
-        transport = transport_from_url(
-            self.settings.smtp_url,
-            outbox_dir=self.settings.outbox_dir,
-            timeout=self.settings.smtp_timeout,
-        )
+        transport = outgoing_transport(self.settings)
         try:
             notices.send(notice, transport)
         except DeliveryError as error:
