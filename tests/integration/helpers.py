@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 
@@ -40,3 +45,21 @@ def wait_until_sent(edition_id: int, *, timeout: float = 60) -> Progress:
         if time.monotonic() > deadline:
             raise AssertionError(f"edition {edition_id} not sent in {timeout}s: {state}")
         time.sleep(0.1)
+
+
+def start_solo_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A one-process Celery worker in its own process group, with ``env`` added to ours, so a
+    test can kill it (SIGKILL included) with nothing left behind."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=solo",
+             "--loglevel=INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+
+def stop_worker(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+        process.wait(timeout=30)

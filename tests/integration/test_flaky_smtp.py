@@ -3,10 +3,6 @@ deliverable message arrives exactly once, and each refusal is recorded with its 
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import uuid
 import zlib
 from collections import Counter
@@ -21,7 +17,12 @@ from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
 from newsletter.models import Delivery, DeliveryStatus, NewsletterList, Subscriber
-from tests.integration.helpers import sample_edition, wait_until_sent
+from tests.integration.helpers import (
+    sample_edition,
+    start_solo_worker,
+    stop_worker,
+    wait_until_sent,
+)
 from tests.smtp_server import RecordingHandler, SMTPServer
 
 READERS = [f"reader{i:03d}@example.com" for i in range(120)]
@@ -69,21 +70,14 @@ def flaky_worker(
 ) -> Iterator[str]:
     queue = f"newsletter-flaky-{uuid.uuid4().hex[:8]}"
     env = {
-        **os.environ,
         "NEWSLETTER_CELERY_QUEUE": queue,
         "NEWSLETTER_SMTP_URL": flaky_smtp.url,
         "NEWSLETTER_BATCH_SIZE": "40",
         "NEWSLETTER_RETRY_BACKOFF_SECONDS": "0.2",
     }
-    with (tmp_path / "worker.log").open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=solo",
-             "--loglevel=INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+    process = start_solo_worker(env, tmp_path / "worker.log")
     yield queue
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=30)
+    stop_worker(process)
 
 
 def test_every_deliverable_message_arrives_exactly_once(

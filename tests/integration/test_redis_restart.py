@@ -4,7 +4,6 @@ and nobody gets a message twice."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from newsletter.db import session_scope
 from newsletter.delivery.send import progress
 from newsletter.models import NewsletterList
 from newsletter.runtime import free_port, redis_server_binary
-from tests.integration.helpers import sample_edition
+from tests.integration.helpers import sample_edition, start_solo_worker, stop_worker
 from tests.integration.test_worker_killed import SlowHandler
 from tests.smtp_server import SMTPServer
 
@@ -79,10 +78,11 @@ def slow_smtp() -> Iterator[SMTPServer]:
 
 
 def celery_call(env: dict[str, str], task: str, *args: int) -> None:
+    """Queue a task on this test's Redis (this process's Celery app points elsewhere)."""
     command = [sys.executable, "-m", "celery", "-A", "workers", "call", task]
     if args:
         command += ["--args", str(list(args))]
-    subprocess.run(command, env=env, check=True, capture_output=True, timeout=60)
+    subprocess.run(command, env={**os.environ, **env}, check=True, capture_output=True, timeout=60)
 
 
 def test_send_completes_after_redis_restarts(
@@ -90,19 +90,13 @@ def test_send_completes_after_redis_restarts(
     now: datetime, slow_smtp: SMTPServer, private_redis: PrivateRedis, tmp_path: Path,
 ) -> None:  # fmt: skip
     env = {
-        **os.environ,
         "NEWSLETTER_REDIS_URL": private_redis.url,
         "NEWSLETTER_SMTP_URL": slow_smtp.url,
         "NEWSLETTER_BATCH_SIZE": "30",
         "NEWSLETTER_STALE_CLAIM_MINUTES": "0.02",
     }
     edition = sample_edition(session, daily_list, READERS, now=now, settings=settings)
-    with (tmp_path / "worker.log").open("ab") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=solo",
-             "--loglevel=INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+    worker = start_solo_worker(env, tmp_path / "worker.log")
     try:
         celery_call(env, "workers.tasks.send_edition", edition.id)
         deadline = time.monotonic() + 60
@@ -124,8 +118,7 @@ def test_send_completes_after_redis_restarts(
             celery_call(env, "workers.tasks.reconcile_deliveries")
             time.sleep(2)
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=30)
+        stop_worker(worker)
 
     received = Counter(r for item in slow_smtp.handler.received for r in item.recipients)
     assert max(received.values()) == 1, "a reader received two messages"

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -20,7 +17,12 @@ from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
 from newsletter.models import NewsletterList
-from tests.integration.helpers import sample_edition, wait_until_sent
+from tests.integration.helpers import (
+    sample_edition,
+    start_solo_worker,
+    stop_worker,
+    wait_until_sent,
+)
 from tests.smtp_server import RecordingHandler, SMTPServer
 
 READERS = [f"reader{i:03d}@example.com" for i in range(150)]
@@ -42,24 +44,6 @@ def slow_smtp() -> Iterator[SMTPServer]:
     server.stop()
 
 
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """A one-process worker in its own process group, so SIGKILL leaves nothing behind."""
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=solo",
-             "--loglevel=INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    return process
-
-
-def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, sig)
-        process.wait(timeout=30)
-
-
 def test_killed_worker_loses_and_duplicates_nobody(
     broker: str, session: Session, daily_list: NewsletterList, settings: Settings, now: datetime,
     slow_smtp: SMTPServer, tmp_path: Path,
@@ -74,7 +58,7 @@ def test_killed_worker_loses_and_duplicates_nobody(
         "NEWSLETTER_STALE_CLAIM_MINUTES": "0.01",  # the killed batch is stale at once
     }
     edition = sample_edition(session, daily_list, READERS, now=now, settings=settings)
-    first = start_worker(env, tmp_path / "worker-1.log")
+    first = start_solo_worker(env, tmp_path / "worker-1.log")
     try:
         send_edition.apply_async((edition.id,), queue=queue)
         deadline = time.monotonic() + 60
@@ -82,17 +66,17 @@ def test_killed_worker_loses_and_duplicates_nobody(
             assert time.monotonic() < deadline, (tmp_path / "worker-1.log").read_text()[-2000:]
             time.sleep(0.01)
     finally:
-        stop(first, signal.SIGKILL)
+        stop_worker(first, signal.SIGKILL)
     killed_at = len(slow_smtp.handler.received)
     assert killed_at < len(READERS)
 
-    second = start_worker(env, tmp_path / "worker-2.log")
+    second = start_solo_worker(env, tmp_path / "worker-2.log")
     try:
         time.sleep(1)
         reconcile_deliveries.apply_async(queue=queue)
         state = wait_until_sent(edition.id, timeout=90)
     finally:
-        stop(second)
+        stop_worker(second)
 
     per_reader = Counter(r for item in slow_smtp.handler.received for r in item.recipients)
     message_ids = Counter(item.message["Message-ID"] for item in slow_smtp.handler.received)
