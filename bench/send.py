@@ -1,0 +1,248 @@
+"""End-to-end sending benchmark against Postfix's smtp-sink, beside smtp-source's limit.
+
+Needs Postfix's ``smtp-sink`` and ``smtp-source`` (Debian: apt-get install postfix), a
+PostgreSQL and a Redis (defaults: the local ones; NEWSLETTER_BENCH_DATABASE_URL and
+NEWSLETTER_BENCH_REDIS_URL override). The database named there is emptied.
+
+1. ``smtp-source`` pushes messages of the digest's size over --connections sessions into a
+   fresh ``smtp-sink``: the limit of this machine's loopback SMTP.
+2. The real pipeline sends one edition to --subscribers readers into another fresh sink:
+   delivery rows created in the database, batch tasks through Redis, Celery workers
+   (prefork, --connections processes: one SMTP connection each), the SMTP transport.
+
+Prints JSON lines: smtp_source_msgs_per_s, enqueue_s, throughput_msgs_per_s,
+ratio_vs_smtp_source, worker_peak_rss_mb, duplicates, missing.
+
+Usage: python bench/send.py --subscribers 20000 [--connections 4] [--batch-size 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def emit(metric: str, value: float, unit: str) -> None:
+    print(json.dumps({"metric": metric, "value": round(value, 3), "unit": unit}), flush=True)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Sink:
+    """``smtp-sink`` on a free loopback port, counting the messages it accepts."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.log = workdir / f"sink-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Sink:
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                ["smtp-sink", "-c", "-u", "root", f"127.0.0.1:{self.port}", "1024"],
+                stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        time.sleep(0.3)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=10)
+
+    def received(self) -> int:
+        counts = re.findall(rb"mesg=(\d+)", self.log.read_bytes()[-200:])
+        return int(counts[-1]) if counts else 0
+
+
+def measure_smtp_source(workdir: Path, size: int, count: int, connections: int) -> float:
+    with Sink(workdir) as sink:
+        started = time.perf_counter()
+        subprocess.run(
+            ["smtp-source", "-l", str(size), "-m", str(count), "-s", str(connections),
+             "-f", "digest@example.com", "-t", "reader@example.com", f"127.0.0.1:{sink.port}"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        return count / (time.perf_counter() - started)
+
+
+def rss_mb(pids: list[int]) -> float:
+    peak = 0.0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        if match:
+            peak = max(peak, int(match.group(1)) / 1024)
+    return peak
+
+
+def process_tree(root: int) -> list[int]:
+    found = [root]
+    for pid in found:
+        children = Path(f"/proc/{pid}/task/{pid}/children")
+        if children.exists():
+            found.extend(int(c) for c in children.read_text().split())
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=20000)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=500)
+    args = parser.parse_args()
+    for tool in ("smtp-sink", "smtp-source"):
+        if shutil.which(tool) is None:
+            print(f"{tool} not found: apt-get install postfix", file=sys.stderr)
+            raise SystemExit(2)
+
+    database_url = os.environ.get(
+        "NEWSLETTER_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/bench"
+    )
+    redis_url = os.environ.get("NEWSLETTER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-send-"))
+    queue = f"bench-send-{os.getpid()}"
+    env = {
+        "NEWSLETTER_ENVIRONMENT": "test",
+        "NEWSLETTER_SECRET_KEY": "bench-secret",
+        "NEWSLETTER_DATABASE_URL": database_url,
+        "NEWSLETTER_REDIS_URL": redis_url,
+        "NEWSLETTER_CELERY_QUEUE": queue,
+        "NEWSLETTER_BATCH_SIZE": str(args.batch_size),
+        "NEWSLETTER_BASE_URL": "https://news.example.com",
+        "NEWSLETTER_FIRST_EDITION_LOOKBACK_HOURS": "48",
+    }
+    os.environ.update(env)
+
+    from sqlalchemy import insert, select, text
+
+    from newsletter import migrate
+    from newsletter.config import get_settings
+    from newsletter.db import Base, get_engine, session_scope
+    from newsletter.delivery.send import pending_batches, progress, start_sending
+    from newsletter.digest.build import build_edition
+    from newsletter.lists.service import ListSpec, create_list
+    from newsletter.models import Subscriber, Subscription, SubscriptionStatus
+    from newsletter.posts.ingest import upsert_posts
+    from newsletter.posts.sources import parse_feed
+    from newsletter.resources import data_path
+
+    get_settings.cache_clear()
+    settings = get_settings()
+    with get_engine(database_url).begin() as connection:
+        Base.metadata.drop_all(connection)
+        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    migrate.upgrade(database_url)
+    now = datetime(2025, 5, 16, 7, 30, tzinfo=UTC)
+    with session_scope(database_url) as session:
+        spec = ListSpec(slug="daily", name="Daily", from_address="digest@shortlysts.example.com")
+        nl = create_list(session, spec)
+        feed = data_path("sample_feed.xml").read_bytes()
+        upsert_posts(session, parse_feed(feed, now=now).posts)
+        list_id = nl.id
+    with get_engine(database_url).begin() as connection:
+        for start in range(0, args.subscribers, 10000):
+            rows = range(start, min(start + 10000, args.subscribers))
+            connection.execute(insert(Subscriber), [
+                {"email": f"r{i}@example.com", "email_key": f"r{i}@example.com", "name": "",
+                 "status": "active", "created_at": now} for i in rows
+            ])  # fmt: skip
+        connection.execute(
+            insert(Subscription).from_select(
+                ["subscriber_id", "list_id", "status", "frequency", "source", "created_at"],
+                select(
+                    Subscriber.id,
+                    text(str(list_id)),
+                    text(f"'{SubscriptionStatus.CONFIRMED.value}'"),
+                    text("'daily'"),
+                    text("'bench'"),
+                    Subscriber.created_at,
+                ),
+            )
+        )
+    with session_scope(database_url) as session:
+        from newsletter.models import NewsletterList
+
+        nl = session.get(NewsletterList, list_id)
+        assert nl is not None
+        edition = build_edition(session, nl, now.date(), now=now, settings=settings).edition
+        edition_id = edition.id
+        from newsletter.delivery.personalise import Recipient
+        from newsletter.delivery.send import prepare_edition
+
+        size = len(prepare_edition(edition, settings, now=now).personalise(
+            Recipient(1, 1, "r1@example.com")).data)  # fmt: skip
+    emit("message_bytes", size, "bytes")
+
+    limit = measure_smtp_source(workdir, size, min(args.subscribers, 20000), args.connections)
+    emit("smtp_source_msgs_per_s", limit, "msgs/s")
+
+    with Sink(workdir) as sink:
+        env_worker = {**os.environ, "NEWSLETTER_SMTP_URL": f"smtp://127.0.0.1:{sink.port}"}
+        with (workdir / "worker.log").open("wb") as out:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "workers", "worker", "--loglevel=WARNING",
+                 f"--concurrency={args.connections}", "--without-gossip", "--without-mingle",
+                 "--without-heartbeat", f"--queues={queue}"],
+                cwd=ROOT, env=env_worker, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        time.sleep(4)  # let the pool start before the clock does
+        from workers.tasks import deliver
+
+        started = time.perf_counter()
+        with session_scope(database_url) as session:
+            start_sending(session, edition_id, now=datetime.now(UTC))
+        with session_scope(database_url) as session:
+            batches = pending_batches(session, edition_id, args.batch_size)
+        for batch in batches:
+            deliver.delay(batch.edition_id, batch.first_id, batch.last_id)
+        enqueued = time.perf_counter()
+        emit("enqueue_s", enqueued - started, "s")
+
+        peak = 0.0
+        deadline = time.monotonic() + max(600, args.subscribers / 50)
+        while True:
+            peak = max(peak, rss_mb(process_tree(worker.pid)))
+            with session_scope(database_url) as session:
+                state = progress(session, edition_id)
+            if state.remaining == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        elapsed = time.perf_counter() - started
+        time.sleep(1)
+        received = sink.received()
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=60)
+
+    throughput = state.sent / elapsed
+    emit("throughput_msgs_per_s", throughput, "msgs/s")
+    emit("ratio_vs_smtp_source", throughput / limit, "x")
+    emit("worker_peak_rss_mb", peak, "MB")
+    emit("duplicates", max(received - state.sent, 0), "messages")
+    emit("missing", args.subscribers - state.sent, "messages")
+
+
+if __name__ == "__main__":
+    main()
