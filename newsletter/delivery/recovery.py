@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
+from newsletter.db import affected_rows
 from newsletter.delivery.send import finish_if_complete
 from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus
 
@@ -64,7 +65,7 @@ def reconcile(session: Session, *, now: datetime, stale_after: timedelta) -> Rec
             .execution_options(synchronize_session=False)
         )
         result.uncertain += 1
-        result.requeued += int(getattr(requeued, "rowcount", 0) or 0)
+        result.requeued += affected_rows(requeued)
         touched.add(edition_id)
 
     recent = exists().where(Delivery.edition_id == Edition.id, Delivery.updated_at >= cutoff)
@@ -89,7 +90,7 @@ def retry_uncertain(session: Session, edition_id: int, *, now: datetime) -> int:
         .values(status=DeliveryStatus.QUEUED, last_error="", updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    count = int(getattr(retried, "rowcount", 0) or 0)
+    count = affected_rows(retried)
     if count:
         session.execute(
             update(Edition)

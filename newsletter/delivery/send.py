@@ -12,11 +12,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import (
-    CursorResult,
-    Result,
     Table,
     and_,
     exists,
@@ -30,6 +28,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from newsletter.config import Settings
+from newsletter.db import affected_rows
 from newsletter.delivery.errors import ConnectionLost, PermanentFailure, TemporaryFailure
 from newsletter.delivery.personalise import PreparedEdition, Recipient
 from newsletter.delivery.transports import Transport
@@ -72,11 +71,6 @@ class BatchResult:
         return self.retry > 0
 
 
-def _rowcount(result: Result[Any]) -> int:
-    """Rows an INSERT or UPDATE touched (DML results are always cursor results)."""
-    return int(cast(CursorResult[Any], result).rowcount or 0)
-
-
 def _receives(frequency: Frequency) -> ColumnElement[bool]:
     """Readers of an edition: confirmed, not paused, on its frequency, not blocked."""
     return and_(
@@ -104,7 +98,7 @@ def start_sending(session: Session, edition_id: int, *, now: datetime) -> int:
         .values(status=EditionStatus.SENDING, send_started_at=now)
         .execution_options(synchronize_session=False)
     )
-    if not _rowcount(moved):
+    if not affected_rows(moved):
         return 0
     readers = (
         select(
@@ -129,7 +123,7 @@ def start_sending(session: Session, edition_id: int, *, now: datetime) -> int:
     columns = ["edition_id", "subscriber_id", "status", "attempts", "last_error",
                "created_at", "updated_at"]  # fmt: skip
     # A Core insert of the table: the ORM's bulk-insert path would not report a row count.
-    created = _rowcount(
+    created = affected_rows(
         session.execute(
             insert(cast(Table, Delivery.__table__)).from_select(columns, readers),
             execution_options={"preserve_rowcount": True},
@@ -316,7 +310,7 @@ def finish_if_complete(session: Session, edition_id: int, *, now: datetime) -> b
         .values(status=EditionStatus.SENT, sent_at=now)
         .execution_options(synchronize_session=False)
     )
-    return _rowcount(done) > 0
+    return affected_rows(done) > 0
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session, selectinload
 
+from newsletter.db import affected_rows
 from newsletter.lists.service import SLUG, ListError
 from newsletter.models import (
     ConsentAction,
@@ -337,4 +338,4 @@ def purge_expired_signups(session: Session, *, now: datetime, ttl: timedelta) ->
         # Their signup events stay (append-only) but no longer say who signed up.
         consent.anonymise(session, subscriber_id, address)
     session.execute(delete(Subscriber).where(Subscriber.id.in_([o.id for o in orphans])))
-    return int(getattr(expired, "rowcount", 0) or 0)
+    return affected_rows(expired)
