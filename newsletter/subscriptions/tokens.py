@@ -7,6 +7,7 @@ detected by the signature, and the salt keeps a token valid for its own purpose 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 
@@ -24,7 +25,9 @@ class ReaderToken:
     list_id: int
 
 
+@lru_cache(maxsize=16)
 def _serializer(secret_key: str, purpose: str) -> URLSafeSerializer:
+    # Built once per key and purpose: two links are signed for every recipient.
     return URLSafeSerializer(secret_key, salt=f"newsletter.{purpose}")
 
 
