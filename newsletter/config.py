@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     batch_size: int
     celery_queue: str
     smtp_timeout: float
+    smtp_max_messages_per_connection: int
+    smtp_rate_per_second: float
+    smtp_rate_per_hour: float
+    smtp_relay_backoff_seconds: float
+    smtp_relay_down_seconds: float
+    delivery_flush_size: int
     max_delivery_attempts: int
     retry_backoff_seconds: float
     html_budget_bytes: int
@@ -89,8 +95,9 @@ class Settings(BaseSettings):
                 "NEWSLETTER_DKIM_DOMAIN is set, so NEWSLETTER_DKIM_PRIVATE_KEY must name a "
                 f"readable PEM private key file (got {self.dkim_private_key})."
             )
-        if self.batch_size < 1:
-            raise ConfigurationError("NEWSLETTER_BATCH_SIZE must be at least 1.")
+        for name in ("batch_size", "delivery_flush_size", "smtp_max_messages_per_connection"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"NEWSLETTER_{name.upper()} must be at least 1.")
         return self
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -64,10 +65,20 @@ class RecordingHandler:
         return result
 
 
+class SlowHandler(RecordingHandler):
+    """Takes 20 ms per message, so a send lasts long enough to be interrupted halfway."""
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.sleep(0.02)
+        return await super().handle_DATA(server, session, envelope)
+
+
 class SMTPServer:
-    def __init__(self, handler: RecordingHandler | None = None, **options: Any) -> None:
+    def __init__(
+        self, handler: RecordingHandler | None = None, port: int | None = None, **options: Any
+    ) -> None:
         self.handler = handler or RecordingHandler()
-        self.port = free_port()
+        self.port = port or free_port()
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **options)
 
     @property

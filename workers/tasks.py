@@ -7,23 +7,31 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from celery import shared_task
+from celery.signals import worker_process_shutdown
 
 from newsletter.config import get_settings
 from newsletter.db import session_scope
 from newsletter.delivery import recovery
 from newsletter.delivery.errors import ConnectionLost, PermanentFailure, TemporaryFailure
 from newsletter.delivery.send import BatchRange, deliver_batch, pending_batches, start_sending
-from newsletter.delivery.signing import outgoing_transport
+from newsletter.delivery.signing import close_pooled_connections, outgoing_transport
 from newsletter.dispatch import dispatch_due
 from newsletter.subscriptions import notices, readers
 
 log = logging.getLogger(__name__)
 
 DELIVER_TIME_LIMIT_S = 600
+# A batch stops claiming new groups after this long, well inside the time limit.
+DELIVER_BUDGET_S = 240
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@worker_process_shutdown.connect
+def _quit_smtp_connections(**_: object) -> None:
+    close_pooled_connections()
 
 
 def enqueue_batches(edition_id: int) -> int:
@@ -65,18 +73,17 @@ def deliver(self: object, edition_id: int, first_id: int, last_id: int) -> int:
     transport = outgoing_transport(settings)
     with session_scope() as session:
         result = deliver_batch(
-            session, BatchRange(edition_id, first_id, last_id), transport, settings, clock=utcnow
-        )
+            session, BatchRange(edition_id, first_id, last_id), transport, settings,
+            clock=utcnow, budget_s=DELIVER_BUDGET_S,
+        )  # fmt: skip
     log.info(
-        "edition %s batch %s-%s: %s sent, %s failed, %s skipped, %s to retry",
-        edition_id,
-        first_id,
-        last_id,
-        result.sent,
-        result.failed,
-        result.skipped,
-        result.retry,
-    )
+        "edition %s batch %s-%s: %s sent, %s failed, %s skipped, %s uncertain, %s to retry",
+        edition_id, first_id, last_id,
+        result.sent, result.failed, result.skipped, result.uncertain, result.retry,
+    )  # fmt: skip
+    if result.more:
+        # Slowed by rate limits: the rest of the range continues in a fresh task.
+        deliver.delay(edition_id, first_id, last_id)
     if result.needs_retry:
         retries: int = self.request.retries  # type: ignore[attr-defined]
         # Exponential backoff with jitter, capped well below the broker's visibility timeout.
@@ -145,7 +152,7 @@ def reconcile_deliveries() -> int:
         enqueue_batches(edition_id)
     if result.uncertain or result.editions:
         log.warning(
-            "reconciled: %s uncertain, %s requeued, batches enqueued again for editions %s",
-            result.uncertain, result.requeued, result.editions,
+            "reconciled: %s uncertain, batches enqueued again for editions %s",
+            result.uncertain, result.editions,
         )  # fmt: skip
     return len(result.editions)

@@ -160,8 +160,8 @@ def reconcile(
 ) -> None:
     """Recover sends whose worker died or whose tasks were lost (beat runs this every 5 min).
 
-    The message a dead worker was handing over is marked uncertain, never sent twice; the
-    rest of its batch is queued again.
+    The unrecorded messages of a dead worker's last group (at most delivery_flush_size) are
+    marked uncertain, never sent twice; the rest of its batch is still queued and goes out.
     """
     config = settings()
     stale = timedelta(
@@ -170,7 +170,7 @@ def reconcile(
     with session_scope() as session:
         result = recovery.reconcile(session, now=utcnow(), stale_after=stale)
     console.print(
-        f"{result.uncertain} deliveries marked uncertain, {result.requeued} queued again; "
+        f"{result.uncertain} deliveries marked uncertain; "
         f"editions to resume: {', '.join(map(str, result.editions)) or 'none'}."
     )
     if result.editions:

@@ -3,7 +3,10 @@
 DeliveryError
 ├── TemporaryFailure     4xx reply for one message: retry later with backoff
 ├── PermanentFailure     5xx reply for one message: record, never retry
-└── ConnectionLost       the connection failed: retry every unsent message of the batch
+├── ConnectionLost       the connection failed before the message was accepted: retry
+│                        every unsent message of the batch
+└── DeliveryUncertain    the connection failed after the whole message went out and before
+                         the server's reply: it may have been accepted, so it is not retried
 """
 
 from __future__ import annotations
@@ -24,4 +27,8 @@ class PermanentFailure(DeliveryError):
 
 
 class ConnectionLost(DeliveryError):
+    pass
+
+
+class DeliveryUncertain(DeliveryError):
     pass

@@ -1,8 +1,9 @@
 """Recovering sends whose worker or tasks were lost, without mailing anyone twice.
 
-A batch sends its claimed rows in ID order and commits each outcome before the next message,
-so when its worker dies only the lowest unfinished row of the claim can have been in flight.
-That one is marked uncertain (the server may have accepted it); the rest go back to the queue.
+A batch claims a group of rows (``delivery_flush_size``), sends them, and records their
+outcomes in one write. When its worker dies, any row of its last group still ``sending`` may
+have reached the server without being recorded: those are marked uncertain and counted,
+never sent again blindly. Rows it had not claimed yet are still queued and go out as usual.
 """
 
 from __future__ import annotations
@@ -18,15 +19,14 @@ from newsletter.delivery.send import finish_if_complete
 from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus
 
 LOST_IN_FLIGHT = (
-    "the worker stopped while handing this message to the server; it may have been "
-    "delivered, so it is not sent again unless an operator retries uncertain deliveries"
+    "the worker stopped while sending this message's group; it may have been delivered, so "
+    "it is not sent again unless an operator retries uncertain deliveries"
 )
 
 
 @dataclass
 class Reconciled:
     uncertain: int = 0
-    requeued: int = 0
     # Editions with queued deliveries and no live batch: enqueue their batches after commit.
     editions: list[int] = field(default_factory=list)
 
@@ -40,16 +40,20 @@ def reconcile(session: Session, *, now: datetime, stale_after: timedelta) -> Rec
     result = Reconciled()
     cutoff = now - stale_after
     stale_claims = session.execute(
-        select(Delivery.claim, func.min(Delivery.id), Delivery.edition_id)
+        select(Delivery.claim, Delivery.edition_id)
         .where(Delivery.status == DeliveryStatus.SENDING)
         .group_by(Delivery.claim, Delivery.edition_id)
         .having(func.max(Delivery.updated_at) < cutoff)
     ).all()
     touched = set()
-    for claim, in_flight, edition_id in stale_claims:
-        session.execute(
+    for claim, edition_id in stale_claims:
+        lost = session.execute(
             update(Delivery)
-            .where(Delivery.id == in_flight)
+            .where(
+                Delivery.edition_id == edition_id,
+                Delivery.claim == claim,
+                Delivery.status == DeliveryStatus.SENDING,
+            )
             .values(
                 status=DeliveryStatus.UNCERTAIN,
                 claim=None,
@@ -58,14 +62,7 @@ def reconcile(session: Session, *, now: datetime, stale_after: timedelta) -> Rec
             )
             .execution_options(synchronize_session=False)
         )
-        requeued = session.execute(
-            update(Delivery)
-            .where(Delivery.claim == claim, Delivery.status == DeliveryStatus.SENDING)
-            .values(status=DeliveryStatus.QUEUED, claim=None, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        result.uncertain += 1
-        result.requeued += affected_rows(requeued)
+        result.uncertain += affected_rows(lost)
         touched.add(edition_id)
 
     recent = exists().where(Delivery.edition_id == Edition.id, Delivery.updated_at >= cutoff)

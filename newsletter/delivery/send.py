@@ -8,6 +8,7 @@ only once the server accepted it, so a batch run twice never mails anyone twice.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import cast
 from sqlalchemy import (
     Table,
     and_,
+    bindparam,
     exists,
     func,
     insert,
@@ -29,7 +31,12 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from newsletter.config import Settings
 from newsletter.db import affected_rows
-from newsletter.delivery.errors import ConnectionLost, PermanentFailure, TemporaryFailure
+from newsletter.delivery.errors import (
+    ConnectionLost,
+    DeliveryUncertain,
+    PermanentFailure,
+    TemporaryFailure,
+)
 from newsletter.delivery.personalise import PreparedEdition, Recipient
 from newsletter.delivery.transports import Transport
 from newsletter.models import (
@@ -64,6 +71,9 @@ class BatchResult:
     failed: int = 0
     skipped: int = 0
     retry: int = 0  # temporary failures put back in the queue
+    uncertain: int = 0  # the connection dropped while the server had the whole message
+    connection_lost: bool = False
+    more: bool = False  # stopped at its time budget with deliveries left in its range
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -173,18 +183,119 @@ def prepare_edition(edition: Edition, settings: Settings, *, now: datetime) -> P
     )
 
 
-def _claim(session: Session, batch: BatchRange, claim: str, now: datetime) -> None:
-    session.execute(
-        update(Delivery)
-        .where(
-            Delivery.edition_id == batch.edition_id,
-            Delivery.id.between(batch.first_id, batch.last_id),
-            Delivery.status == DeliveryStatus.QUEUED,
+@dataclass
+class _Outcomes:
+    """What happened to one claimed group of deliveries, written back in a few statements."""
+
+    sent: list[dict[str, object]] = field(default_factory=list)
+    settled: list[dict[str, object]] = field(default_factory=list)  # failed, queued, uncertain
+    skipped: list[int] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.sent or self.settled or self.skipped)
+
+
+_DELIVERIES = cast(Table, Delivery.__table__)
+_BY_ID = _DELIVERIES.c.id == bindparam("b_id")
+LEFT_BEFORE_TURN = "the reader left the list before their turn"
+
+
+def _write(session: Session, outcomes: _Outcomes, now: datetime) -> None:
+    """Record a group's outcomes: one executemany per kind, not one commit per message."""
+    table = _DELIVERIES
+    if outcomes.sent:
+        session.execute(
+            update(table).where(_BY_ID).values(
+                status=DeliveryStatus.SENT, claim=None, last_error="",
+                attempts=table.c.attempts + 1, message_id=bindparam("b_message_id"),
+                sent_at=bindparam("b_at"), updated_at=bindparam("b_at"),
+            ),
+            outcomes.sent,
+        )  # fmt: skip
+    if outcomes.settled:
+        session.execute(
+            update(table).where(_BY_ID).values(
+                status=bindparam("b_status"), claim=None, last_error=bindparam("b_error"),
+                attempts=bindparam("b_attempts"), message_id=bindparam("b_message_id"),
+                updated_at=now,
+            ),
+            outcomes.settled,
+        )  # fmt: skip
+    if outcomes.skipped:
+        session.execute(
+            update(table)
+            .where(table.c.id.in_(outcomes.skipped))
+            .values(
+                status=DeliveryStatus.SKIPPED, claim=None, last_error=LEFT_BEFORE_TURN,
+                updated_at=now,
+            )
+        )  # fmt: skip
+
+
+def _claim_next(
+    session: Session, batch: BatchRange, after_id: int, limit: int, now: datetime
+) -> list[int]:
+    """Claim the next ``limit`` queued deliveries of the range past ``after_id``; [] at its end.
+
+    Walking forward means a row this run put back in the queue waits for the task's retry.
+    A concurrent run of the same range claims disjoint rows: the UPDATE re-checks the status.
+    """
+    while True:
+        candidates = session.scalars(
+            select(Delivery.id)
+            .where(
+                Delivery.edition_id == batch.edition_id,
+                Delivery.id.between(max(batch.first_id, after_id + 1), batch.last_id),
+                Delivery.status == DeliveryStatus.QUEUED,
+            )
+            .order_by(Delivery.id)
+            .limit(limit)
+        ).all()
+        if not candidates:
+            return []
+        claimed = session.scalars(
+            update(Delivery)
+            .where(Delivery.id.in_(candidates), Delivery.status == DeliveryStatus.QUEUED)
+            .values(status=DeliveryStatus.SENDING, claim=uuid.uuid4().hex, updated_at=now)
+            .returning(Delivery.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+        if claimed:
+            return sorted(claimed)
+        after_id = candidates[-1]
+
+
+def _recipients(
+    session: Session, ids: list[int], list_id: int
+) -> list[tuple[Recipient, int, bool]]:
+    """Each claimed delivery's reader, attempts so far, and whether they still receive it.
+
+    Checked again at sending time: a reader who left since the send began is skipped.
+    """
+    rows = session.execute(
+        select(
+            Delivery.id, Delivery.subscriber_id, Delivery.attempts, Subscriber.email,
+            Subscription.status, Subscription.paused_at, Subscriber.status,
         )
-        .values(status=DeliveryStatus.SENDING, claim=claim, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .outerjoin(Subscription, and_(
+            Subscription.subscriber_id == Delivery.subscriber_id,
+            Subscription.list_id == list_id,
+        ))
+        .where(Delivery.id.in_(ids))
+        .order_by(Delivery.id)
+    ).all()  # fmt: skip
+    return [
+        (
+            Recipient(delivery_id, subscriber_id, email),
+            attempts,
+            subscription_status == SubscriptionStatus.CONFIRMED
+            and paused_at is None
+            and subscriber_status == SubscriberStatus.ACTIVE,
+        )
+        for delivery_id, subscriber_id, attempts, email, subscription_status, paused_at,
+        subscriber_status in rows
+    ]  # fmt: skip
 
 
 def deliver_batch(
@@ -194,108 +305,128 @@ def deliver_batch(
     settings: Settings,
     *,
     clock: Callable[[], datetime],
+    budget_s: float | None = None,
 ) -> BatchResult:
-    """Send one batch. Commits as it goes: each row's outcome is durable before the next.
+    """Send one batch, a group of ``delivery_flush_size`` deliveries at a time.
 
-    This is the one domain function that commits, because the ledger must record each
-    acceptance by the server before the next message leaves.
+    Each group is claimed, sent, and its outcomes written back in the same commit that claims
+    the next group. This is the one domain function that commits: the ledger must hold every
+    claim before its messages leave. If the process dies mid-group, the group's unrecorded
+    rows are left ``sending`` under their claim, and the reconciler counts them uncertain.
+
+    The batch stops early, leaving the rest queued, when the edition stops sending (paused or
+    cancelled) or after ``budget_s`` seconds (``result.more`` then asks for another run).
     """
     result = BatchResult()
     edition = session.get(Edition, batch.edition_id)
-    if edition is None or edition.status != EditionStatus.SENDING:
+    if edition is None:
         return result
-    claim = uuid.uuid4().hex
-    _claim(session, batch, claim, clock())
-    # Re-check each reader now: someone who left since the send began is skipped.
-    rows = session.execute(
-        select(
-            Delivery,
-            Subscriber.email,
-            Subscription.status,
-            Subscription.paused_at,
-            Subscriber.status,
-        )
-        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-        .outerjoin(
-            Subscription,
-            and_(
-                Subscription.subscriber_id == Delivery.subscriber_id,
-                Subscription.list_id == edition.list_id,
-            ),
-        )
-        .where(Delivery.claim == claim, Delivery.status == DeliveryStatus.SENDING)
-        .order_by(Delivery.id)
-        # The claim was a bulk UPDATE: rows already in the session must be reloaded, or a
-        # write of their old in-memory status would look like no change and be skipped.
-        .execution_options(populate_existing=True)
-    ).all()
     prepared = prepare_edition(edition, settings, now=clock())
+    list_id, sender = edition.list_id, prepared.from_address
+    started = time.monotonic()
+    outcomes = _Outcomes()
+    after_id = 0
     with transport:
-        for index, (
-            delivery,
-            email,
-            subscription_status,
-            paused_at,
-            subscriber_status,
-        ) in enumerate(rows):
-            now = clock()
-            delivery.updated_at = now
-            if (
-                subscription_status != SubscriptionStatus.CONFIRMED
-                or paused_at is not None
-                or subscriber_status != SubscriberStatus.ACTIVE
-            ):
-                delivery.status, delivery.claim = DeliveryStatus.SKIPPED, None
-                delivery.last_error = "the reader left the list before their turn"
-                result.skipped += 1
-                session.commit()
-                continue
-            message = prepared.personalise(Recipient(delivery.id, delivery.subscriber_id, email))
-            delivery.message_id = message.message_id
-            delivery.attempts += 1
-            try:
-                transport.send(prepared.from_address, email, message.data)
-            except PermanentFailure as error:
-                delivery.status, delivery.claim, delivery.last_error = (
-                    DeliveryStatus.FAILED,
-                    None,
-                    str(error),
-                )
-                result.failed += 1
-            except TemporaryFailure as error:
-                _requeue_or_fail(delivery, str(error), settings, result)
-            except ConnectionLost as error:
-                # Nothing after this row left either: all of them go back to the queue.
-                for later, *_ in rows[index:]:
-                    later.updated_at = now
-                    _requeue_or_fail(later, str(error), settings, result)
-                session.commit()
+        while True:
+            _write(session, outcomes, clock())
+            status = session.scalar(select(Edition.status).where(Edition.id == batch.edition_id))
+            if status != EditionStatus.SENDING:
                 break
-            else:
-                delivery.status, delivery.claim, delivery.last_error = (
-                    DeliveryStatus.SENT,
-                    None,
-                    "",
-                )
-                delivery.sent_at = now
-                result.sent += 1
+            if budget_s is not None and time.monotonic() - started > budget_s:
+                result.more = True
+                break
+            ids = _claim_next(session, batch, after_id, settings.delivery_flush_size, clock())
             session.commit()
+            if not ids:
+                break
+            after_id = ids[-1]
+            outcomes = _send_group(
+                _recipients(session, ids, list_id), prepared, sender, transport, settings, result,
+                clock,
+            )  # fmt: skip
+            if result.connection_lost:
+                _write(session, outcomes, clock())
+                break
     finish_if_complete(session, batch.edition_id, now=clock())
     session.commit()
     return result
 
 
+def _send_group(
+    group: list[tuple[Recipient, int, bool]],
+    prepared: PreparedEdition,
+    sender: str,
+    transport: Transport,
+    settings: Settings,
+    result: BatchResult,
+    clock: Callable[[], datetime],
+) -> _Outcomes:
+    outcomes = _Outcomes()
+    for index, (recipient, attempts, receives) in enumerate(group):
+        if not receives:
+            outcomes.skipped.append(recipient.delivery_id)
+            result.skipped += 1
+            continue
+        message = prepared.personalise(recipient)
+        try:
+            transport.send(sender, recipient.email, message.data)
+        except PermanentFailure as error:
+            outcomes.settled.append(_settled(recipient, DeliveryStatus.FAILED, attempts + 1,
+                                             str(error), message.message_id))  # fmt: skip
+            result.failed += 1
+        except TemporaryFailure as error:
+            outcomes.settled.append(
+                _requeue_or_fail(recipient, attempts + 1, str(error), message.message_id,
+                                 settings, result)
+            )  # fmt: skip
+        except DeliveryUncertain as error:
+            outcomes.settled.append(_settled(recipient, DeliveryStatus.UNCERTAIN, attempts + 1,
+                                             str(error), message.message_id))  # fmt: skip
+            result.uncertain += 1
+        except ConnectionLost as error:
+            # Neither this message nor any after it left: all of them go back to the queue.
+            result.connection_lost = True
+            outcomes.settled.append(
+                _requeue_or_fail(recipient, attempts + 1, str(error), message.message_id,
+                                 settings, result)
+            )  # fmt: skip
+            for later, later_attempts, _ in group[index + 1 :]:
+                outcomes.settled.append(
+                    _requeue_or_fail(later, later_attempts, str(error), None, settings, result)
+                )
+            break
+        else:
+            outcomes.sent.append(
+                {"b_id": recipient.delivery_id, "b_message_id": message.message_id,
+                 "b_at": clock()}
+            )  # fmt: skip
+            result.sent += 1
+    return outcomes
+
+
+def _settled(
+    recipient: Recipient, status: DeliveryStatus, attempts: int, error: str, message_id: str | None
+) -> dict[str, object]:
+    return {
+        "b_id": recipient.delivery_id, "b_status": status, "b_attempts": attempts,
+        "b_error": error, "b_message_id": message_id,
+    }  # fmt: skip
+
+
 def _requeue_or_fail(
-    delivery: Delivery, error: str, settings: Settings, result: BatchResult
-) -> None:
-    delivery.claim, delivery.last_error = None, error
-    if delivery.attempts >= settings.max_delivery_attempts:
-        delivery.status = DeliveryStatus.FAILED
+    recipient: Recipient,
+    attempts: int,
+    error: str,
+    message_id: str | None,
+    settings: Settings,
+    result: BatchResult,
+) -> dict[str, object]:
+    if attempts >= settings.max_delivery_attempts:
         result.failed += 1
         result.errors.append(error)
-    else:
-        delivery.status = DeliveryStatus.QUEUED
-        result.retry += 1
+        return _settled(recipient, DeliveryStatus.FAILED, attempts, error, message_id)
+    result.retry += 1
+    return _settled(recipient, DeliveryStatus.QUEUED, attempts, error, message_id)
 
 
 def finish_if_complete(session: Session, edition_id: int, *, now: datetime) -> bool:

@@ -22,8 +22,7 @@ from newsletter.delivery.send import progress
 from newsletter.models import NewsletterList
 from newsletter.runtime import free_port, redis_server_binary
 from tests.integration.helpers import sample_edition, start_solo_worker, stop_worker
-from tests.integration.test_worker_killed import SlowHandler
-from tests.smtp_server import SMTPServer
+from tests.smtp_server import SlowHandler, SMTPServer
 
 READERS = [f"reader{i:03d}@example.com" for i in range(150)]
 
