@@ -19,7 +19,6 @@ Usage: python bench/send.py --subscribers 20000 [--connections 4] [--batch-size 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -32,10 +31,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def emit(metric: str, value: float, unit: str) -> None:
-    print(json.dumps({"metric": metric, "value": round(value, 3), "unit": unit}), flush=True)
+from _seed import bench_environment, emit, seed  # noqa: E402
 
 
 def free_port() -> int:
@@ -111,88 +109,26 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=20000)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--flush-size", type=int, default=50)
     args = parser.parse_args()
     for tool in ("smtp-sink", "smtp-source"):
         if shutil.which(tool) is None:
             print(f"{tool} not found: apt-get install postfix", file=sys.stderr)
             raise SystemExit(2)
 
-    database_url = os.environ.get(
-        "NEWSLETTER_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/bench"
-    )
-    redis_url = os.environ.get("NEWSLETTER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
     workdir = Path(tempfile.mkdtemp(prefix="bench-send-"))
     queue = f"bench-send-{os.getpid()}"
-    env = {
-        "NEWSLETTER_ENVIRONMENT": "test",
-        "NEWSLETTER_SECRET_KEY": "bench-secret",
-        "NEWSLETTER_DATABASE_URL": database_url,
-        "NEWSLETTER_REDIS_URL": redis_url,
-        "NEWSLETTER_CELERY_QUEUE": queue,
-        "NEWSLETTER_BATCH_SIZE": str(args.batch_size),
-        "NEWSLETTER_BASE_URL": "https://news.example.com",
-        "NEWSLETTER_FIRST_EDITION_LOOKBACK_HOURS": "48",
-    }
-    os.environ.update(env)
+    bench_environment(
+        NEWSLETTER_CELERY_QUEUE=queue,
+        NEWSLETTER_BATCH_SIZE=str(args.batch_size),
+        NEWSLETTER_DELIVERY_FLUSH_SIZE=str(args.flush_size),
+    )
 
-    from sqlalchemy import insert, select, text
-
-    from newsletter import migrate
-    from newsletter.config import get_settings
-    from newsletter.db import Base, get_engine, session_scope
+    from newsletter.db import session_scope
     from newsletter.delivery.send import pending_batches, progress, start_sending
-    from newsletter.digest.build import build_edition
-    from newsletter.lists.service import ListSpec, create_list
-    from newsletter.models import Subscriber, Subscription, SubscriptionStatus
-    from newsletter.posts.ingest import upsert_posts
-    from newsletter.posts.sources import parse_feed
-    from newsletter.resources import data_path
 
-    get_settings.cache_clear()
-    settings = get_settings()
-    with get_engine(database_url).begin() as connection:
-        Base.metadata.drop_all(connection)
-        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    migrate.upgrade(database_url)
-    now = datetime(2025, 5, 16, 7, 30, tzinfo=UTC)
-    with session_scope(database_url) as session:
-        spec = ListSpec(slug="daily", name="Daily", from_address="digest@shortlysts.example.com")
-        nl = create_list(session, spec)
-        feed = data_path("sample_feed.xml").read_bytes()
-        upsert_posts(session, parse_feed(feed, now=now).posts)
-        list_id = nl.id
-    with get_engine(database_url).begin() as connection:
-        for start in range(0, args.subscribers, 10000):
-            rows = range(start, min(start + 10000, args.subscribers))
-            connection.execute(insert(Subscriber), [
-                {"email": f"r{i}@example.com", "email_key": f"r{i}@example.com", "name": "",
-                 "status": "active", "created_at": now} for i in rows
-            ])  # fmt: skip
-        connection.execute(
-            insert(Subscription).from_select(
-                ["subscriber_id", "list_id", "status", "frequency", "source", "created_at"],
-                select(
-                    Subscriber.id,
-                    text(str(list_id)),
-                    text(f"'{SubscriptionStatus.CONFIRMED.value}'"),
-                    text("'daily'"),
-                    text("'bench'"),
-                    Subscriber.created_at,
-                ),
-            )
-        )
-    with session_scope(database_url) as session:
-        from newsletter.models import NewsletterList
-
-        nl = session.get(NewsletterList, list_id)
-        assert nl is not None
-        edition = build_edition(session, nl, now.date(), now=now, settings=settings).edition
-        edition_id = edition.id
-        from newsletter.delivery.personalise import Recipient
-        from newsletter.delivery.send import prepare_edition
-
-        size = len(prepare_edition(edition, settings, now=now).personalise(
-            Recipient(1, 1, "r1@example.com")).data)  # fmt: skip
+    seeded = seed(args.subscribers)
+    database_url, edition_id, size = seeded.database_url, seeded.edition_id, seeded.message_bytes
     emit("message_bytes", size, "bytes")
 
     limit = measure_smtp_source(workdir, size, min(args.subscribers, 20000), args.connections)

@@ -33,6 +33,7 @@ from newsletter.delivery.errors import (
     PermanentFailure,
     TemporaryFailure,
 )
+from newsletter.delivery.mime import DotSafe
 
 # Sending the same message again after a 421 or a drop before it was complete: how often.
 RECONNECT_ATTEMPTS = 3
@@ -194,7 +195,7 @@ class SMTPSession:
             raise _Reconnect(f"unexpected reply to DATA: {replies[-1][0]}")
 
     def _body(self, message: bytes) -> None:
-        if b"\n." in message or message.startswith(b"."):
+        if not isinstance(message, DotSafe) and (b"\n." in message or message.startswith(b".")):
             message = _LEADING_DOT.sub(b"..", message)
         ending = b".\r\n" if message.endswith(b"\r\n") else b"\r\n.\r\n"
         try:

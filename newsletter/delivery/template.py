@@ -17,11 +17,14 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 
+from newsletter.delivery.mime import DotSafe
 from newsletter.rendering import placeholders
 
 CRLF = "\r\n"
 SOFT_BREAK = "=" + CRLF
 QP_LINE = 76
+# Encoded two columns short, so a leading "." can become "=2E" within 76 columns.
+_QP_ENCODE_AT = QP_LINE - 2
 # Header values generated unfolded (<= 998 octets), so slot markers stay whole.
 _UNFOLDED = SMTP.clone(max_line_length=998)
 # Characters quoted-printable leaves as they are (no "=", no white space, printable ASCII).
@@ -38,15 +41,27 @@ _HEADER_MARKERS = {
 _BODY_MARKER = re.compile("(" + "|".join(map(re.escape, placeholders.ALL)) + ")")
 
 
+def _no_leading_dots(encoded: str) -> str:
+    """Encode the "." that starts a line as "=2E": the text then needs no SMTP dot-stuffing.
+
+    Every chunk and slot value starts a line of its own (after a blank line or a soft break).
+    """
+    if encoded.startswith("."):
+        encoded = "=2E" + encoded[1:]
+    return encoded.replace(CRLF + ".", CRLF + "=2E")
+
+
 def qp_value(value: str) -> str:
     """One slot value, quoted-printable and folded to lines of at most 76 columns."""
     if _QP_LITERAL.match(value):
-        if len(value) < QP_LINE:
-            return value
-        step = QP_LINE - 1
-        return SOFT_BREAK.join(value[i : i + step] for i in range(0, len(value), step))
-    encoded = quoprimime.body_encode(value.encode("utf-8").decode("latin-1"), QP_LINE, CRLF)
-    return encoded.replace(" " + CRLF, "=20" + SOFT_BREAK)
+        if len(value) < _QP_ENCODE_AT:
+            return _no_leading_dots(value)
+        step = _QP_ENCODE_AT - 1
+        folded = SOFT_BREAK.join(value[i : i + step] for i in range(0, len(value), step))
+        return _no_leading_dots(folded)
+    latin = value.encode("utf-8").decode("latin-1")
+    encoded = quoprimime.body_encode(latin, _QP_ENCODE_AT, CRLF)
+    return _no_leading_dots(encoded.replace(" " + CRLF, "=20" + SOFT_BREAK))
 
 
 def _qp_body(text: str, part: str) -> tuple[list[str], list[str]]:
@@ -57,7 +72,8 @@ def _qp_body(text: str, part: str) -> tuple[list[str], list[str]]:
         if index % 2:
             slots.append(f"{part}:{piece}")
             continue
-        encoded = quoprimime.body_encode(piece.encode("utf-8").decode("latin-1"), QP_LINE, CRLF)
+        latin = piece.encode("utf-8").decode("latin-1")
+        encoded = _no_leading_dots(quoprimime.body_encode(latin, _QP_ENCODE_AT, CRLF))
         # The slot between two chunks gets a line of its own, bounded by soft line breaks.
         lead = SOFT_BREAK if index > 0 else ""
         tail = SOFT_BREAK if index + 1 < len(pieces) else ""
@@ -72,12 +88,13 @@ class MessageTemplate:
     chunks: tuple[bytes, ...]
     slots: tuple[str, ...]
 
-    def render(self, values: Mapping[str, bytes]) -> bytes:
+    def render(self, values: Mapping[str, bytes]) -> DotSafe:
+        """The message with ``values`` in its slots (body values from :func:`qp_value`)."""
         out = [self.chunks[0]]
         for slot, chunk in zip(self.slots, self.chunks[1:], strict=True):
             out.append(values[slot])
             out.append(chunk)
-        return b"".join(out)
+        return DotSafe(b"".join(out))
 
 
 def _headers(

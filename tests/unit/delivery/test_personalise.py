@@ -97,7 +97,17 @@ def test_internationalised_address_takes_the_standard_path(edition: PreparedEdit
 
 
 @pytest.mark.parametrize(
-    "value", ["short", "x" * 75, "x" * 76, "y" * 300, "a=b c\\u00e9 ", "ünï " * 40]
+    "value",
+    [
+        "short",
+        "x" * 75,
+        "x" * 76,
+        "y" * 300,
+        "a=b c\\u00e9 ",
+        "ünï " * 40,
+        ".dot",
+        "z" * 72 + "." * 9,
+    ],
 )
 def test_slot_values_decode_to_themselves(value: str) -> None:
     import quopri
@@ -105,3 +115,18 @@ def test_slot_values_decode_to_themselves(value: str) -> None:
     encoded = qp_value(value)
     assert all(len(line) <= 76 for line in encoded.split("\r\n"))
     assert quopri.decodestring(encoded.encode() + b"=\r\n").decode("utf-8") == value
+
+
+def test_no_line_starts_with_a_dot_so_smtp_needs_no_stuffing() -> None:
+    lines = ".leading dot\n" + "\n".join("." * n + " after" for n in range(1, 90))
+    prepared = PreparedEdition(
+        edition_id=1, list_id=1, list_slug="d", list_name="D", subject="s",
+        html="<p>x</p>\n" + lines, text=lines, from_name="F", from_address="f@example.com",
+        reply_to=None, domain="example.com", base_url="https://example.com/" + "." * 80,
+        secret_key=SECRET, date=datetime(2025, 5, 16, tzinfo=UTC),
+    )  # fmt: skip
+    data = prepared.personalise(Recipient(1, 1, "ann@example.com")).data
+    assert not any(line.startswith(b".") for line in data.split(b"\r\n"))
+    assert (
+        parse(data).get_body(("plain",)).get_content().replace("\r\n", "\n").rstrip("\n") == lines
+    )
