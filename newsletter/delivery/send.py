@@ -51,6 +51,8 @@ from newsletter.models import (
     SubscriptionStatus,
 )
 
+_DELIVERIES = cast(Table, Delivery.__table__)
+
 
 class SendError(ValueError):
     """An edition cannot be sent as asked; the message says why."""
@@ -91,11 +93,19 @@ def _receives(frequency: Frequency) -> ColumnElement[bool]:
     )
 
 
-def start_sending(session: Session, edition_id: int, *, now: datetime) -> int:
+FANOUT_CHUNK = 50_000
+
+
+def start_sending(
+    session: Session, edition_id: int, *, now: datetime, chunk: int = FANOUT_CHUNK
+) -> int:
     """Move a built edition to sending and create its deliveries; returns how many.
 
-    Only the caller whose UPDATE moves the edition out of ``built`` creates rows, so sending
-    the same edition twice, even at once from two processes, creates them once.
+    Rows are created set-based, one INSERT ... SELECT per ``chunk`` readers (a keyset range
+    of subscriber IDs), all in the caller's transaction: the edition is sending with all of
+    its rows, or still built with none. Only the caller whose UPDATE moves the edition out of
+    ``built`` creates rows, so sending the same edition twice, even at once from two
+    processes, creates them once.
     """
     edition = session.get(Edition, edition_id)
     if edition is None:
@@ -110,9 +120,35 @@ def start_sending(session: Session, edition_id: int, *, now: datetime) -> int:
     )
     if not affected_rows(moved):
         return 0
+    created, after = 0, 0
+    while (upto := _next_bound(session, edition.list_id, after, chunk)) is not None:
+        created += _create_deliveries(session, edition, after, upto, now)
+        after = upto
+    # No reader at all: nothing will ever finish the edition, so finish it now.
+    finish_if_complete(session, edition_id, now=now)
+    session.refresh(edition)
+    return created
+
+
+def _next_bound(session: Session, list_id: int, after: int, chunk: int) -> int | None:
+    """The subscriber ID that ends the next ``chunk`` subscriptions of the list past ``after``."""
+    ids = (
+        select(Subscription.subscriber_id)
+        .where(Subscription.list_id == list_id, Subscription.subscriber_id > after)
+        .order_by(Subscription.subscriber_id)
+        .limit(chunk)
+        .subquery()
+    )
+    bound = session.scalar(select(func.max(ids.c.subscriber_id)))
+    return None if bound is None else int(bound)
+
+
+def _create_deliveries(
+    session: Session, edition: Edition, after: int, upto: int, now: datetime
+) -> int:
     readers = (
         select(
-            literal(edition_id),
+            literal(edition.id),
             Subscription.subscriber_id,
             literal(DeliveryStatus.QUEUED.value),
             literal(0),
@@ -121,10 +157,15 @@ def start_sending(session: Session, edition_id: int, *, now: datetime) -> int:
             literal(now, Delivery.updated_at.type),
         )
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-        .where(Subscription.list_id == edition.list_id, _receives(edition.frequency))
+        .where(
+            Subscription.list_id == edition.list_id,
+            Subscription.subscriber_id > after,
+            Subscription.subscriber_id <= upto,
+            _receives(edition.frequency),
+        )
         .where(
             ~exists().where(
-                Delivery.edition_id == edition_id,
+                Delivery.edition_id == edition.id,
                 Delivery.subscriber_id == Subscription.subscriber_id,
             )
         )
@@ -133,16 +174,12 @@ def start_sending(session: Session, edition_id: int, *, now: datetime) -> int:
     columns = ["edition_id", "subscriber_id", "status", "attempts", "last_error",
                "created_at", "updated_at"]  # fmt: skip
     # A Core insert of the table: the ORM's bulk-insert path would not report a row count.
-    created = affected_rows(
+    return affected_rows(
         session.execute(
-            insert(cast(Table, Delivery.__table__)).from_select(columns, readers),
+            insert(_DELIVERIES).from_select(columns, readers),
             execution_options={"preserve_rowcount": True},
         )
     )
-    # No reader at all: nothing will ever finish the edition, so finish it now.
-    finish_if_complete(session, edition_id, now=now)
-    session.refresh(edition)
-    return created
 
 
 def pending_batches(session: Session, edition_id: int, batch_size: int) -> list[BatchRange]:
@@ -195,7 +232,6 @@ class _Outcomes:
         return bool(self.sent or self.settled or self.skipped)
 
 
-_DELIVERIES = cast(Table, Delivery.__table__)
 _BY_ID = _DELIVERIES.c.id == bindparam("b_id")
 LEFT_BEFORE_TURN = "the reader left the list before their turn"
 

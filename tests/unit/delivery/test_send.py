@@ -215,3 +215,12 @@ def test_an_edition_without_readers_is_finished_at_once(
     assert start_sending(session, edition.id, now=now) == 0
     state = progress(session, edition.id)
     assert (state.status, state.total) == (EditionStatus.SENT, 0)
+
+
+def test_rows_are_created_in_chunks_covering_every_reader_once(
+    session: Session, edition_id: int, now: datetime
+) -> None:
+    assert start_sending(session, edition_id, now=now, chunk=3) == len(READERS)
+    session.commit()
+    subscribers = session.scalars(select(Delivery.subscriber_id)).all()
+    assert len(subscribers) == len(set(subscribers)) == len(READERS)
