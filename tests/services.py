@@ -70,11 +70,11 @@ def worker(
     queue = os.environ["NEWSLETTER_CELERY_QUEUE"]
     redis.Redis.from_url(broker).delete(queue)
     with celery_worker({}, log, concurrency=2, queue=queue) as process:
-        _wait_for_worker(log, process)
+        wait_for_worker(log, process)
         yield process
 
 
-def _wait_for_worker(log: Path, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def wait_for_worker(log: Path, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

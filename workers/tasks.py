@@ -81,6 +81,12 @@ def deliver(self: object, edition_id: int, first_id: int, last_id: int) -> int:
         edition_id, first_id, last_id,
         result.sent, result.failed, result.skipped, result.uncertain, result.retry,
     )  # fmt: skip
+    if result.retry_after is not None:
+        # The relay's rate limit is spent for a while: the rest of the range waits in Redis,
+        # not in a worker. Capped well below the broker's visibility timeout.
+        countdown = min(result.retry_after, 3600) * random.uniform(1.0, 1.1)
+        deliver.apply_async((edition_id, first_id, last_id), countdown=countdown)
+        return result.sent
     if result.more:
         # Slowed by rate limits: the rest of the range continues in a fresh task.
         deliver.delay(edition_id, first_id, last_id)

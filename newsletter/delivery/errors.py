@@ -5,8 +5,10 @@ DeliveryError
 ├── PermanentFailure     5xx reply for one message: record, never retry
 ├── ConnectionLost       the connection failed before the message was accepted: retry
 │                        every unsent message of the batch
-└── DeliveryUncertain    the connection failed after the whole message went out and before
-                         the server's reply: it may have been accepted, so it is not retried
+├── DeliveryUncertain    the connection failed after the whole message went out and before
+│                        the server's reply: it may have been accepted, so it is not retried
+└── Throttled            the relay's rate limit or backoff holds messages back for longer
+                         than a worker should wait: try the rest after ``retry_after`` s
 """
 
 from __future__ import annotations
@@ -32,3 +34,9 @@ class ConnectionLost(DeliveryError):
 
 class DeliveryUncertain(DeliveryError):
     pass
+
+
+class Throttled(DeliveryError):
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -36,6 +36,7 @@ from newsletter.delivery.errors import (
     DeliveryUncertain,
     PermanentFailure,
     TemporaryFailure,
+    Throttled,
 )
 from newsletter.delivery.personalise import PreparedEdition, Recipient
 from newsletter.delivery.transports import Transport
@@ -75,6 +76,7 @@ class BatchResult:
     retry: int = 0  # temporary failures put back in the queue
     uncertain: int = 0  # the connection dropped while the server had the whole message
     connection_lost: bool = False
+    retry_after: float | None = None  # held back by the relay's rate limit for this long
     more: bool = False  # stopped at its time budget with deliveries left in its range
     errors: list[str] = field(default_factory=list)
 
@@ -380,7 +382,7 @@ def deliver_batch(
                 _recipients(session, ids, list_id), prepared, sender, transport, settings, result,
                 clock,
             )  # fmt: skip
-            if result.connection_lost:
+            if result.connection_lost or result.retry_after is not None:
                 _write(session, outcomes, clock())
                 break
     finish_if_complete(session, batch.edition_id, now=clock())
@@ -419,6 +421,14 @@ def _send_group(
             outcomes.settled.append(_settled(recipient, DeliveryStatus.UNCERTAIN, attempts + 1,
                                              str(error), message.message_id))  # fmt: skip
             result.uncertain += 1
+        except Throttled as error:
+            # Held back before it left: neither it nor the rest used up an attempt.
+            result.retry_after = error.retry_after
+            for waiting, waiting_attempts, _ in group[index:]:
+                outcomes.settled.append(
+                    _settled(waiting, DeliveryStatus.QUEUED, waiting_attempts, str(error), None)
+                )
+            break
         except ConnectionLost as error:
             # Neither this message nor any after it left: all of them go back to the queue.
             result.connection_lost = True

@@ -32,6 +32,7 @@ from newsletter.delivery.errors import (
     DeliveryUncertain,
     PermanentFailure,
     TemporaryFailure,
+    Throttled,
 )
 from newsletter.delivery.mime import DotSafe
 
@@ -48,7 +49,8 @@ class TransportConfigError(ValueError):
 class Throttle(Protocol):
     """A relay's shared rate limit (see :mod:`newsletter.delivery.throttle`)."""
 
-    def acquire(self, n: int) -> float: ...
+    def try_acquire(self, n: int) -> float:
+        """Take ``n`` tokens and return 0, or take none and return the seconds to wait."""
 
     def back_off(self, seconds: float) -> None: ...
 
@@ -266,6 +268,9 @@ class SMTPPool:
     throttle_block: int = 1
     relay_down_s: float = 30
     backoff_s: float = 5
+    # Longer waits for the rate limit raise Throttled: the batch hands its rest to a later
+    # task rather than hold a worker (and its claimed group) for minutes.
+    max_throttle_wait_s: float = 5
     max_idle: int = 8
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
@@ -286,7 +291,11 @@ class SMTPPool:
         reason = ""
         for _ in range(RECONNECT_ATTEMPTS):
             session = self._checkout()
-            self._pace(session.relay)
+            try:
+                self._pace(session.relay)
+            except Throttled:
+                self._checkin(session)
+                raise
             try:
                 session.deliver(sender, recipient, message)
             except _Reconnect as error:
@@ -344,13 +353,21 @@ class SMTPPool:
                 credit = self._credit.get(relay.name, 0)
                 self._credit[relay.name] = max(credit - 1, 0)
             if not credit:
-                throttle.acquire(self.throttle_block)
+                self._wait_for_tokens(relay, throttle)
                 with self._lock:
                     self._credit[relay.name] = self.throttle_block - 1
         else:
             wait = self._paused_until - self.clock()
+            if wait > self.max_throttle_wait_s:
+                raise Throttled(f"{relay.name} asked to slow down for {wait:.0f} s", wait)
             if wait > 0:
                 self.sleep(wait)
+
+    def _wait_for_tokens(self, relay: Relay, throttle: Throttle) -> None:
+        while wait := throttle.try_acquire(self.throttle_block):
+            if wait > self.max_throttle_wait_s:
+                raise Throttled(f"{relay.name} is rate limited for {wait:.0f} s", wait)
+            self.sleep(wait)
 
     def _slow_down(self, relay: Relay) -> None:
         """The relay said 421 or 4xx to the envelope: pause it, longer each time in a row."""

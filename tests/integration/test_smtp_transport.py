@@ -17,6 +17,7 @@ from newsletter.delivery.errors import (
     DeliveryUncertain,
     PermanentFailure,
     TemporaryFailure,
+    Throttled,
 )
 from newsletter.delivery.smtp import Relay, SMTPPool, TransportConfigError, parse_relays
 from newsletter.delivery.throttle import RelayThrottle
@@ -204,11 +205,26 @@ def test_shared_rate_limit_paces_the_pool(counting: SMTPServer, redis_url: str) 
         per_hour=0, sleep=sleep, clock=lambda: clock[0],
     )  # fmt: skip
     name = f"127.0.0.1:{counting.port}"
-    p = pool(counting, throttles={name: throttle})
+    p = pool(counting, throttles={name: throttle}, sleep=sleep)
     for i in range(15):
         p.send("a@example.com", f"r{i}@example.com", MESSAGE)
     assert len(counting.handler.received) == 15
     assert clock[0] - 1000.0 == pytest.approx(2.0, abs=0.01)  # 5 at once, then 5 a second
+
+
+def test_spent_hourly_limit_hands_the_message_back_instead_of_waiting(
+    counting: SMTPServer, redis_url: str
+) -> None:
+    throttle = RelayThrottle(
+        redis.Redis.from_url(redis_url), f"relay-{uuid.uuid4().hex}", per_second=0, per_hour=2
+    )
+    p = pool(counting, throttles={f"127.0.0.1:{counting.port}": throttle})
+    p.send("a@example.com", "r1@example.com", MESSAGE)
+    p.send("a@example.com", "r2@example.com", MESSAGE)
+    with pytest.raises(Throttled) as held:
+        p.send("a@example.com", "r3@example.com", MESSAGE)
+    assert 1700 < held.value.retry_after <= 1800  # half an hour until the next token
+    assert len(counting.handler.received) == 2
 
 
 def test_relay_list_parses_in_failover_order() -> None:

@@ -9,7 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
-from newsletter.delivery.errors import ConnectionLost, PermanentFailure, TemporaryFailure
+from newsletter.delivery.errors import (
+    ConnectionLost,
+    PermanentFailure,
+    TemporaryFailure,
+    Throttled,
+)
 from newsletter.delivery.send import (
     BatchRange,
     SendError,
@@ -175,6 +180,22 @@ def test_lost_connection_requeues_only_the_unsent_rest(
     assert progress(session, edition_id).queued == 2
     deliver_batch(session, batch, transport, settings, clock=clock)
     assert sorted(rcpt for _, rcpt, _ in transport.sent) == READERS
+
+
+def test_rate_limited_rest_waits_without_using_attempts(
+    session: Session, edition_id: int, now: datetime, settings: Settings
+) -> None:
+    start_sending(session, edition_id, now=now)
+    session.commit()
+    transport = FlakyTransport({"bob@example.com": Throttled("rate limited for 600 s", 600)})
+    batch = pending_batches(session, edition_id, settings.batch_size)[0]
+    result = deliver_batch(session, batch, transport, settings, clock=clock)
+    assert (result.sent, result.retry_after) == (1, 600)
+    waiting = session.scalars(
+        select(Delivery).where(Delivery.status == DeliveryStatus.QUEUED)
+    ).all()
+    assert len(waiting) == 3
+    assert {d.attempts for d in waiting} == {0}
 
 
 def test_attempts_are_capped(
