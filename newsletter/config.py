@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     signup_rate_limit_per_address: str
     max_request_bytes: int
     stale_claim_minutes: float
+    dispatch_grace_minutes: float
+    feed_max_errors: int
+    feed_max_bytes: int
+    feed_timeout: float
 
     @classmethod
     def settings_customise_sources(

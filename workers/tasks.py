@@ -110,6 +110,21 @@ def dispatch_due_editions() -> list[int]:
     return to_send
 
 
+@shared_task(name="workers.tasks.send_test_edition", bind=True, max_retries=3)
+def send_test_edition(self: object, edition_id: int, address: str) -> bool:
+    """An editor's [TEST] copy of an edition; no delivery rows, readers untouched."""
+    from newsletter.web.notify import send_test_copy
+
+    try:
+        send_test_copy(edition_id, address, get_settings())
+    except PermanentFailure as error:
+        log.warning("test copy of edition %s to %s refused: %s", edition_id, address, error)
+        return False
+    except (TemporaryFailure, ConnectionLost) as error:
+        raise self.retry(countdown=10) from error  # type: ignore[attr-defined]
+    return True
+
+
 NOTICES = {"confirm": notices.confirmation, "welcome": notices.welcome}
 
 

@@ -7,7 +7,7 @@ import logging
 import typer
 from pydantic import ValidationError
 
-from newsletter.cli import db, digest, lists, posts, subscribers
+from newsletter.cli import db, digest, editors, lists, posts, subscribers
 from newsletter.cli.common import CommandError, fail
 from newsletter.cli.demo import demo
 from newsletter.cli.dispatch import dispatch
@@ -16,6 +16,8 @@ from newsletter.config import ConfigurationError
 from newsletter.delivery.send import SendError
 from newsletter.delivery.transports import TransportConfigError
 from newsletter.digest.schedule import ScheduleError
+from newsletter.editions.service import EditionError
+from newsletter.editors.service import EditorError
 from newsletter.lists.service import ListError
 from newsletter.posts.sources import SourceError
 from newsletter.rendering.render import RenderError
@@ -34,6 +36,7 @@ app.add_typer(posts.app, name="posts")
 app.add_typer(lists.app, name="lists")
 app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(digest.app, name="digest")
+app.add_typer(editors.app, name="editors")
 app.command()(dispatch)
 app.command()(demo)
 app.command()(serve)
@@ -41,7 +44,8 @@ app.command()(serve)
 # Errors a person can act on: shown as one line, not a traceback.
 USER_ERRORS = (
     CommandError, ConfigurationError, SendError, TransportConfigError, ScheduleError,
-    ListError, SourceError, RenderError, RuntimeFailure, InvalidAddress,
+    ListError, SourceError, RenderError, RuntimeFailure, InvalidAddress, EditionError,
+    EditorError,
 )  # fmt: skip
 
 

@@ -101,22 +101,27 @@ FANOUT_CHUNK = 50_000
 def start_sending(
     session: Session, edition_id: int, *, now: datetime, chunk: int = FANOUT_CHUNK
 ) -> int:
-    """Move a built edition to sending and create its deliveries; returns how many.
+    """Move a draft or scheduled edition to sending and create its deliveries; returns how many.
 
     Rows are created set-based, one INSERT ... SELECT per ``chunk`` readers (a keyset range
     of subscriber IDs), all in the caller's transaction: the edition is sending with all of
-    its rows, or still built with none. Only the caller whose UPDATE moves the edition out of
-    ``built`` creates rows, so sending the same edition twice, even at once from two
+    its rows, or not sending with none. Only the caller whose UPDATE moves the edition to
+    ``sending`` creates rows, so sending the same edition twice, even at once from two
     processes, creates them once.
     """
     edition = session.get(Edition, edition_id)
     if edition is None:
         raise SendError(f"no edition {edition_id}")
-    if edition.status == EditionStatus.SKIPPED:
-        raise SendError(f"edition {edition_id} was skipped: {edition.skip_reason}")
+    if edition.status in (EditionStatus.SKIPPED, EditionStatus.MISSED):
+        raise SendError(f"edition {edition_id} was {edition.status.value}: {edition.skip_reason}")
+    if edition.status == EditionStatus.CANCELLED:
+        raise SendError(f"edition {edition_id} was cancelled by an editor")
     moved = session.execute(
         update(Edition)
-        .where(Edition.id == edition_id, Edition.status == EditionStatus.BUILT)
+        .where(
+            Edition.id == edition_id,
+            Edition.status.in_([EditionStatus.DRAFT, EditionStatus.SCHEDULED]),
+        )
         .values(status=EditionStatus.SENDING, send_started_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -229,9 +234,6 @@ class _Outcomes:
     sent: list[dict[str, object]] = field(default_factory=list)
     settled: list[dict[str, object]] = field(default_factory=list)  # failed, queued, uncertain
     skipped: list[int] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.sent or self.settled or self.skipped)
 
 
 _BY_ID = _DELIVERIES.c.id == bindparam("b_id")

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
-from newsletter.digest.schedule import edition_cutoff
+from newsletter.digest.schedule import edition_cutoff, scheduled_time
 from newsletter.digest.selection import Candidate, select_posts
 from newsletter.models import (
     Edition,
@@ -22,6 +22,9 @@ from newsletter.models import (
     Post,
 )
 from newsletter.rendering.digest import DigestContext, Story, render_digest
+
+# Editions that will never reach readers: their posts are still news for the next one.
+UNSENT_FOR_GOOD = (EditionStatus.MISSED, EditionStatus.CANCELLED)
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ def _window_start(
             Edition.list_id == nl.id,
             Edition.frequency == frequency,
             Edition.edition_date < day,
+            Edition.status.not_in(UNSENT_FOR_GOOD),
         )
         .order_by(Edition.edition_date.desc())
         .limit(1)
@@ -57,7 +61,11 @@ def _posts_in_earlier_editions(
     rows = session.scalars(
         select(EditionItem.post_id)
         .join(Edition)
-        .where(Edition.list_id == nl.id, Edition.frequency == frequency)
+        .where(
+            Edition.list_id == nl.id,
+            Edition.frequency == frequency,
+            Edition.status.not_in(UNSENT_FOR_GOOD),
+        )
     )
     return set(rows)
 
@@ -74,8 +82,21 @@ def story_of(post: Post) -> Story:
     )
 
 
+def archive_url(edition: Edition, settings: Settings) -> str:
+    """The edition's public page: the "View in your browser" link of its email."""
+    path = f"/archive/{edition.newsletter_list.slug}/{edition.edition_date.isoformat()}"
+    if edition.frequency == Frequency.WEEKLY:
+        path += "/weekly"
+    return settings.base_url.rstrip("/") + path
+
+
+def ordered_items(edition: Edition) -> list[EditionItem]:
+    """Pinned posts first, each group in the editor's order."""
+    return sorted(edition.items, key=lambda item: (not item.pinned, item.position))
+
+
 def render_edition(edition: Edition, settings: Settings) -> None:
-    """(Re)render an edition's stored email from its items, within the HTML budget."""
+    """(Re)render an edition's stored email from its items and the editor's touches."""
     nl = edition.newsletter_list
     context = DigestContext(
         list_name=nl.name if edition.frequency == Frequency.DAILY else f"{nl.name}: the week",
@@ -84,11 +105,16 @@ def render_edition(edition: Edition, settings: Settings) -> None:
         site_name=settings.site_name,
         site_url=settings.site_url,
         postal_address=settings.postal_address,
+        # Column defaults apply at INSERT: a new edition's touches are still None here.
+        intro=edition.intro or "",
+        subject_override=edition.subject_override or "",
+        preheader_override=edition.preheader_override or "",
+        archive_url=archive_url(edition, settings),
     )
     started = time.perf_counter()
     email, _ = render_digest(
         context,
-        [story_of(item.post) for item in edition.items],
+        [story_of(item.post) for item in ordered_items(edition)],
         budget_bytes=settings.html_budget_bytes,
     )
     edition.render_ms = round((time.perf_counter() - started) * 1000)
@@ -147,6 +173,8 @@ def build_edition(
         frequency=frequency,
         window_start=window_start,
         cutoff=cutoff,
+        status=EditionStatus.DRAFT if nl.requires_approval else EditionStatus.SCHEDULED,
+        scheduled_at=scheduled_time(nl.schedule, nl.timezone, day) or now,
     )
     if not post_ids:
         edition.status = EditionStatus.SKIPPED

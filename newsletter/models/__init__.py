@@ -2,7 +2,9 @@
 
 from newsletter.models.consent import ConsentAction, ConsentEvent
 from newsletter.models.delivery import FINAL_STATUSES, Delivery, DeliveryStatus
-from newsletter.models.edition import Edition, EditionItem, EditionStatus
+from newsletter.models.edition import EDITABLE_STATUSES, Edition, EditionItem, EditionStatus
+from newsletter.models.editor import ApiToken, Editor
+from newsletter.models.feed import Feed
 from newsletter.models.newsletter_list import NewsletterList
 from newsletter.models.post import Post
 from newsletter.models.subscriber import (
@@ -14,7 +16,9 @@ from newsletter.models.subscriber import (
 )
 
 __all__ = [
+    "EDITABLE_STATUSES",
     "FINAL_STATUSES",
+    "ApiToken",
     "ConsentAction",
     "ConsentEvent",
     "Delivery",
@@ -22,6 +26,8 @@ __all__ = [
     "Edition",
     "EditionItem",
     "EditionStatus",
+    "Editor",
+    "Feed",
     "Frequency",
     "NewsletterList",
     "Post",

@@ -14,10 +14,24 @@ from newsletter.models.types import UTCDateTime, str_enum, utcnow
 
 
 class EditionStatus(enum.StrEnum):
-    BUILT = "built"  # rendered, not yet sent
+    """draft -> scheduled -> sending -> sent; sending <-> paused; cancelled from any but sent.
+
+    skipped (nothing to send) and missed (its time passed beyond the grace window while
+    nothing was running) are recorded so the dispatcher does not try again that day.
+    """
+
+    DRAFT = "draft"  # rendered; waits for an editor (lists that need approval, or edits)
+    SCHEDULED = "scheduled"  # approved: goes out at ``scheduled_at``
     SENDING = "sending"  # delivery rows exist, batches queued
+    PAUSED = "paused"  # an editor stopped it; Resume carries on where it stopped
     SENT = "sent"  # every delivery reached a final state
+    CANCELLED = "cancelled"  # an editor called it off; what was not sent never will be
     SKIPPED = "skipped"  # nothing to send; ``skip_reason`` says why
+    MISSED = "missed"  # not sent within the grace window after its scheduled time
+
+
+# An editor may still change what these editions hold.
+EDITABLE_STATUSES = (EditionStatus.DRAFT, EditionStatus.SCHEDULED)
 
 
 class Edition(Base):
@@ -37,11 +51,17 @@ class Edition(Base):
     window_start: Mapped[datetime] = mapped_column(UTCDateTime)
     cutoff: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[EditionStatus] = mapped_column(
-        str_enum(EditionStatus, "edition_status"), default=EditionStatus.BUILT
+        str_enum(EditionStatus, "edition_status"), default=EditionStatus.DRAFT
     )
     skip_reason: Mapped[str] = mapped_column(Text, default="")
+    # When it goes out (scheduled), or was due to (draft, missed).
+    scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     subject: Mapped[str] = mapped_column(String(300), default="")
     preheader: Mapped[str] = mapped_column(String(300), default="")
+    # The editor's touches, applied at every (re-)render: empty means "as generated".
+    intro: Mapped[str] = mapped_column(Text, default="")
+    subject_override: Mapped[str] = mapped_column(String(300), default="")
+    preheader_override: Mapped[str] = mapped_column(String(300), default="")
     # Rendered once, with placeholders for the per-recipient parts.
     html: Mapped[str] = mapped_column(Text, default="")
     text: Mapped[str] = mapped_column(Text, default="")
@@ -49,6 +69,7 @@ class Edition(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     send_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     newsletter_list: Mapped[NewsletterList] = relationship()
     items: Mapped[list[EditionItem]] = relationship(
@@ -67,6 +88,8 @@ class EditionItem(Base):
     edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"))
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="RESTRICT"))
     position: Mapped[int]
+    # A pinned post stays at the top, in pin order, whatever the reordering below it.
+    pinned: Mapped[bool] = mapped_column(default=False)
 
     edition: Mapped[Edition] = relationship(back_populates="items")
     post: Mapped[Post] = relationship()

@@ -31,4 +31,6 @@ class NewsletterList(Base):
     # the daily schedule's time on that day.
     weekly_day: Mapped[int] = mapped_column(default=6)
     language: Mapped[str] = mapped_column(String(16), default="en")
+    # True: each edition waits as a draft until an editor sends or schedules it.
+    requires_approval: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

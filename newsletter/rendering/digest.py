@@ -34,6 +34,11 @@ class DigestContext:
     site_url: str
     postal_address: str
     intro: str = ""
+    # An editor's choice; empty: generated from the lead story.
+    subject_override: str = ""
+    preheader_override: str = ""
+    # The edition's page in the public archive ("View in your browser").
+    archive_url: str = ""
 
     def template_context(self, full: Sequence[Story], headlines: Sequence[Story]) -> dict[str, Any]:
         stories = [asdict(s) for s in full]
@@ -48,6 +53,9 @@ class DigestContext:
             "site_url": self.site_url,
             "postal_address": self.postal_address,
             "intro": self.intro,
+            "subject_override": self.subject_override,
+            "preheader_override": self.preheader_override,
+            "archive_url": self.archive_url,
             "stories": stories,
             "headlines": compact,
             "lead": (stories or compact)[0],

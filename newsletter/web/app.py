@@ -6,19 +6,26 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from starlette.exceptions import HTTPException
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsletter.config import Settings, get_settings
 from newsletter.db import get_engine
-from newsletter.web import api, pages
+from newsletter.web import admin, api, archive, editor_api, pages
+from newsletter.web.auth import SESSION_COOKIE, SESSION_MAX_AGE_S, LoginRequired, login_url
 from newsletter.web.context import Web, message, page_environment
 from newsletter.web.metrics import DatabaseCollector
-from newsletter.web.notify import Notifier, default_notifier
+from newsletter.web.notify import (
+    EditionSender,
+    Notifier,
+    default_edition_sender,
+    default_notifier,
+)
 from newsletter.web.ratelimit import RateLimited, SignupLimiter
 
 log = logging.getLogger(__name__)
@@ -111,7 +118,11 @@ def _describe(error: RequestValidationError) -> str:
     return "; ".join(parts)
 
 
-def create_app(settings: Settings | None = None, notifier: Notifier | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    notifier: Notifier | None = None,
+    edition_sender: EditionSender | None = None,
+) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
         title="newsletter",
@@ -126,6 +137,7 @@ def create_app(settings: Settings | None = None, notifier: Notifier | None = Non
         ),
         notifier=notifier or default_notifier(settings),
         pages=page_environment(),
+        editions=edition_sender or default_edition_sender(settings),
     )
     registry = CollectorRegistry()
     registry.register(DatabaseCollector(settings.database_url))
@@ -147,6 +159,10 @@ def create_app(settings: Settings | None = None, notifier: Notifier | None = Non
         return message(
             request, "That did not work", str(error.detail), status_code=error.status_code
         )
+
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, error: LoginRequired) -> Response:
+        return RedirectResponse(login_url(error.next_path), status_code=303)
 
     @app.exception_handler(RateLimited)
     async def rate_limited(request: Request, error: RateLimited) -> Response:
@@ -173,6 +189,18 @@ def create_app(settings: Settings | None = None, notifier: Notifier | None = Non
 
     app.include_router(pages.router)
     app.include_router(api.router)
+    app.include_router(editor_api.router)
+    app.include_router(admin.router)
+    app.include_router(archive.router)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key,
+        session_cookie=SESSION_COOKIE,
+        max_age=SESSION_MAX_AGE_S,
+        path="/admin",
+        same_site="lax",
+        https_only=settings.base_url.startswith("https://"),
+    )
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     return app

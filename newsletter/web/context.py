@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from newsletter.config import Settings
 from newsletter.resources import resource_path
 from newsletter.subscriptions.consent import Client
-from newsletter.web.notify import Notifier
+from newsletter.web.notify import EditionSender, Notifier
 from newsletter.web.ratelimit import SignupLimiter
 
 SIGNUP_WORDING = (
@@ -28,6 +28,7 @@ class Web:
     limiter: SignupLimiter
     notifier: Notifier
     pages: jinja2.Environment
+    editions: EditionSender
 
 
 def page_environment() -> jinja2.Environment:

@@ -1,4 +1,5 @@
-"""The seam between the web app and the broker: how a reader's notice email gets sent."""
+"""The seams between the web app and the broker: how a reader's notice email gets sent, and
+how an editor's "send" or "send a test" reaches the workers."""
 
 from __future__ import annotations
 
@@ -58,3 +59,72 @@ class ThreadNotifier:
 
 def default_notifier(settings: Settings) -> Notifier:
     return CeleryNotifier() if settings.redis_url else ThreadNotifier(settings)
+
+
+class EditionSender(Protocol):
+    def send(self, edition_id: int) -> None:
+        """Start, or resume, sending an edition; called only after the commit."""
+
+    def test(self, edition_id: int, address: str) -> None:
+        """Mail a [TEST] copy of the edition to ``address``; no delivery rows."""
+
+
+class CeleryEditionSender:
+    def send(self, edition_id: int) -> None:
+        from workers.tasks import send_edition
+
+        send_edition.delay(edition_id)
+
+    def test(self, edition_id: int, address: str) -> None:
+        from workers.tasks import send_test_edition
+
+        send_test_edition.delay(edition_id, address)
+
+
+class ThreadEditionSender:
+    """No broker configured (a laptop): the work of the tasks, in a background thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def send(self, edition_id: int) -> None:
+        threading.Thread(target=self._send, args=(edition_id,), daemon=True).start()
+
+    def test(self, edition_id: int, address: str) -> None:
+        threading.Thread(target=self._test, args=(edition_id, address), daemon=True).start()
+
+    def _send(self, edition_id: int) -> None:
+        from newsletter.delivery.send import deliver_batch, pending_batches, start_sending
+
+        def now() -> datetime:
+            return datetime.now(UTC)
+
+        with session_scope(self.settings.database_url) as session:
+            start_sending(session, edition_id, now=now())
+        with session_scope(self.settings.database_url) as session:
+            for batch in pending_batches(session, edition_id, self.settings.batch_size):
+                deliver_batch(
+                    session, batch, outgoing_transport(self.settings), self.settings, clock=now
+                )
+
+    def _test(self, edition_id: int, address: str) -> None:
+        try:
+            send_test_copy(edition_id, address, self.settings)
+        except DeliveryError as error:
+            log.warning("test copy of edition %s to %s failed: %s", edition_id, address, error)
+
+
+def send_test_copy(edition_id: int, address: str, settings: Settings) -> None:
+    """Build and send the [TEST] copy now (the task and the thread both call this)."""
+    from newsletter.editions.service import get_edition, test_message
+
+    with session_scope(settings.database_url) as session:
+        edition = get_edition(session, edition_id)
+        message = test_message(edition, address, settings, now=datetime.now(UTC))
+        sender = edition.newsletter_list.from_address
+    with outgoing_transport(settings) as transport:
+        transport.send(sender, address, message.data)
+
+
+def default_edition_sender(settings: Settings) -> EditionSender:
+    return CeleryEditionSender() if settings.redis_url else ThreadEditionSender(settings)

@@ -7,6 +7,7 @@ import html
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -15,8 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
+from newsletter.editors.service import create_editor, create_token
 from newsletter.lists.service import ListSpec, create_list
-from newsletter.models import ConsentEvent, NewsletterList, Subscriber, Subscription
+from newsletter.models import ConsentEvent, Editor, NewsletterList, Subscriber, Subscription
 from newsletter.web import create_app
 
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) test-browser/1.0"
@@ -40,6 +42,20 @@ class RecordingNotifier:
 
     def of_kind(self, kind: str) -> list[Notice]:
         return [call for call in self.calls if call.kind == kind]
+
+
+@dataclass
+class RecordingEditionSender:
+    """Stands in for Celery: remembers which editions the app asked to send or test."""
+
+    sent: list[int] = field(default_factory=list)
+    tests: list[tuple[int, str]] = field(default_factory=list)
+
+    def send(self, edition_id: int) -> None:
+        self.sent.append(edition_id)
+
+    def test(self, edition_id: int, address: str) -> None:
+        self.tests.append((edition_id, address))
 
 
 @dataclass(frozen=True)
@@ -86,20 +102,29 @@ AppFactory = Callable[..., TestClient]
 
 
 @pytest.fixture
+def edition_sender() -> RecordingEditionSender:
+    return RecordingEditionSender()
+
+
+@pytest.fixture
 def make_client(
-    session: Session, settings: Settings, notifier: RecordingNotifier
-) -> Iterator[AppFactory]:
+    session: Session, settings: Settings, notifier: RecordingNotifier,
+    edition_sender: RecordingEditionSender,
+) -> Iterator[AppFactory]:  # fmt: skip
     """Build a client on a fresh app, optionally with changed settings."""
     clients: list[TestClient] = []
 
-    def build(*, raise_server_exceptions: bool = True, **overrides: object) -> TestClient:
+    def build(
+        *, raise_server_exceptions: bool = True, headers: dict[str, str] | None = None,
+        **overrides: object,
+    ) -> TestClient:  # fmt: skip
         # Rate limits in this app's own memory, even when an earlier test (the live server)
         # pointed the process at Redis: every test starts with fresh limits.
         changed = settings.model_copy(update={"redis_url": "", **overrides})
-        app: FastAPI = create_app(changed, notifier=notifier)
+        app: FastAPI = create_app(changed, notifier=notifier, edition_sender=edition_sender)
         test_client = TestClient(
             app,
-            headers={"user-agent": USER_AGENT},
+            headers={"user-agent": USER_AGENT, **(headers or {})},
             raise_server_exceptions=raise_server_exceptions,
         )
         test_client.__enter__()
@@ -145,3 +170,67 @@ def error_paragraph(page: str) -> str:
     if heading and paragraphs:
         return html.unescape(" ".join(_TAGS.sub(" ", " ".join(paragraphs)).split()))
     return ""
+
+
+EDITOR_EMAIL = "editor@shortlysts.example.com"
+EDITOR_PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def editor(session: Session) -> Editor:
+    created = create_editor(session, EDITOR_EMAIL, EDITOR_PASSWORD, name="Ed Itor")
+    session.commit()
+    return created
+
+
+def csrf_of(page: str) -> str:
+    """The CSRF token a page's forms carry."""
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match, "the page has no CSRF token"
+    return match.group(1)
+
+
+def log_in(test_client: TestClient, email: str = EDITOR_EMAIL,
+           password: str = EDITOR_PASSWORD) -> str:  # fmt: skip
+    """Sign in through the login form; returns the session's CSRF token."""
+    token = csrf_of(test_client.get("/admin/login").text)
+    response = test_client.post(
+        "/admin/login", data={"email": email, "password": password, "csrf_token": token},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert response.status_code == 303, response.text
+    return csrf_of(test_client.get("/admin").text)
+
+
+@dataclass
+class AdminClient:
+    client: TestClient
+    csrf: str
+
+    def post(self, path: str, data: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        """A form post with this session's CSRF token, not following redirects."""
+        kwargs.setdefault("follow_redirects", False)
+        return self.client.post(path, data={"csrf_token": self.csrf, **(data or {})}, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.client.get(path, **kwargs)
+
+
+@pytest.fixture
+def admin(make_client: AppFactory, editor: Editor) -> AdminClient:
+    """A client signed in as ``editor``."""
+    test_client = make_client()
+    return AdminClient(test_client, log_in(test_client))
+
+
+@pytest.fixture
+def api_token(session: Session, editor: Editor) -> str:
+    issued = create_token(session, editor, "cms")
+    session.commit()
+    return issued.secret
+
+
+@pytest.fixture
+def api(make_client: AppFactory, api_token: str) -> TestClient:
+    """A client of the editor API with a valid bearer token."""
+    return make_client(headers={"authorization": f"Bearer {api_token}"})

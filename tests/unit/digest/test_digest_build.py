@@ -48,7 +48,7 @@ def test_first_edition_takes_every_post_of_the_lookback_window(
 ) -> None:
     result = build(session, daily_list, TODAY, now, settings)
     assert result.created
-    assert result.edition.status == EditionStatus.BUILT
+    assert result.edition.status == EditionStatus.SCHEDULED
     assert len(result.edition.items) == 15
 
 
@@ -199,7 +199,9 @@ def test_next_day_without_new_posts_is_skipped(
 ) -> None:
     upsert_posts(session, [post(1, now - timedelta(hours=3))])
     session.commit()
-    assert build(session, daily_list, TODAY, now, settings).edition.status == EditionStatus.BUILT
+    assert (
+        build(session, daily_list, TODAY, now, settings).edition.status == EditionStatus.SCHEDULED
+    )
     tomorrow = build(
         session, daily_list, TOMORROW, datetime(2025, 5, 17, 7, 30, tzinfo=UTC), settings
     ).edition
