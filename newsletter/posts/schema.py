@@ -19,8 +19,9 @@ def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"must be an http(s) URL, got {value[:80]!r}")
-    if any(c in value for c in "\r\n\t "):
-        raise ValueError("must not contain spaces or line breaks")
+    # NUL too: PostgreSQL refuses it in text, which would fail the whole import.
+    if any(c in value for c in "\r\n\t \x00"):
+        raise ValueError("must not contain spaces, line breaks or NUL characters")
     return value
 
 
@@ -69,7 +70,10 @@ class PostIn(BaseModel):
     @field_validator("published_at")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        try:
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+01:00 has no UTC; a ValueError is a 422
+            raise ValueError("the date is out of range") from None
 
     @model_validator(mode="after")
     def _defaults(self) -> PostIn:

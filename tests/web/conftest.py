@@ -220,6 +220,8 @@ class AdminClient:
 def admin(make_client: AppFactory, editor: Editor) -> AdminClient:
     """A client signed in as ``editor``."""
     test_client = make_client()
+    # The session cookie is Secure (the test base URL is https): only sent back over https.
+    test_client.base_url = "https://testserver"  # type: ignore[assignment]
     return AdminClient(test_client, log_in(test_client))
 
 
