@@ -71,9 +71,16 @@ class EditionSender(Protocol):
 
 class CeleryEditionSender:
     def send(self, edition_id: int) -> None:
+        from kombu.exceptions import OperationalError
+
         from workers.tasks import send_edition
 
-        send_edition.delay(edition_id)
+        try:
+            send_edition.delay(edition_id)
+        except OperationalError as error:
+            # The edition is committed as scheduled (or sending): the dispatcher, or the
+            # reconciler for a resumed send, enqueues it once the broker is back.
+            log.error("broker down; edition %s left to the dispatcher: %s", edition_id, error)
 
     def test(self, edition_id: int, address: str) -> None:
         from workers.tasks import send_test_edition

@@ -221,7 +221,7 @@ def admin(make_client: AppFactory, editor: Editor) -> AdminClient:
     """A client signed in as ``editor``."""
     test_client = make_client()
     # The session cookie is Secure (the test base URL is https): only sent back over https.
-    test_client.base_url = "https://testserver"  # type: ignore[assignment]
+    test_client.base_url = "https://testserver"
     return AdminClient(test_client, log_in(test_client))
 
 

@@ -1,15 +1,37 @@
-"""The admin pages behind the login."""
+"""The admin pages behind the login: the dashboard, the edition page, the tables, and the
+one script they use (live progress), served from this site for the admin's CSP."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from functools import cache
 
-from newsletter.web.admin.common import admin_page
+from fastapi import APIRouter
+from fastapi.responses import Response
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+from newsletter.resources import resource_path
+from newsletter.web.admin import browse, dashboard, editions
+
+router = APIRouter()
+router.include_router(dashboard.router)
+router.include_router(editions.router)
+router.include_router(browse.router)
 
 
-@router.get("", response_class=HTMLResponse, summary="Dashboard")
-def dashboard(request: Request) -> HTMLResponse:
-    return admin_page(request, "dashboard.html")
+@cache
+def _admin_script() -> bytes:
+    return resource_path("templates", "web", "admin", "admin.js").read_bytes()
+
+
+@router.get(
+    "/admin/static/admin.js",
+    tags=["admin"],
+    summary="The admin's script: live progress and confirmations",
+    response_class=Response,
+)
+def admin_script() -> Response:
+    # no-cache: revalidated on each page, so a deploy's new script is never mixed with old pages.
+    return Response(
+        _admin_script(),
+        media_type="text/javascript; charset=utf-8",
+        headers={"cache-control": "no-cache"},
+    )

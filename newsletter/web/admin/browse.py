@@ -1,0 +1,223 @@
+"""The admin's tables: posts, subscribers, editions, and the lists with their schedules (the
+one table with a form: a list's schedule, timezone and approval rule)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from croniter import croniter
+from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import Select, exists, func, select
+from sqlalchemy.orm import Session, joinedload, selectinload
+
+from newsletter.db import session_scope
+from newsletter.digest.schedule import ScheduleError, validate_schedule, zone
+from newsletter.lists.service import get_list
+from newsletter.models import (
+    Edition,
+    EditionStatus,
+    NewsletterList,
+    Post,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+)
+from newsletter.web.admin.common import admin_page, back
+from newsletter.web.admin.display import Pager, local_time, not_found
+from newsletter.web.context import now, web
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+PageNumber = Annotated[int, Query(ge=1, le=100_000, description="Page, from 1.")]
+Search = Annotated[str, Query(max_length=200, description="Text to look for.")]
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def _page_of(session: Session, query: Select[Any], pager: Pager) -> list[Any]:
+    return list(session.scalars(query.offset(pager.offset).limit(pager.size)).unique())
+
+
+def _count(session: Session, query: Select[Any]) -> int:
+    return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+
+
+def posts_matching(q: str) -> Select[Post]:
+    """Posts whose title contains ``q`` (any case; % and _ are plain characters), newest first."""
+    query = select(Post).order_by(Post.published_at.desc(), Post.id.desc())
+    if q.strip():
+        query = query.where(Post.title.icontains(q.strip(), autoescape=True))
+    return query
+
+
+def subscribers_matching(q: str, status: SubscriptionStatus | None) -> Select[Subscriber]:
+    """Subscribers whose address contains ``q``, with a subscription in ``status`` if given."""
+    query = select(Subscriber).order_by(Subscriber.email_key)
+    if q.strip():
+        # The case-folded key: how readers are found everywhere (see Subscriber.email_key).
+        query = query.where(Subscriber.email_key.contains(q.strip().casefold(), autoescape=True))
+    if status is not None:
+        query = query.where(
+            exists().where(
+                Subscription.subscriber_id == Subscriber.id, Subscription.status == status
+            )
+        )
+    return query
+
+
+def editions_of(list_id: int | None) -> Select[Edition]:
+    query = select(Edition).order_by(Edition.edition_date.desc(), Edition.id.desc())
+    return query if list_id is None else query.where(Edition.list_id == list_id)
+
+
+def next_run(nl: NewsletterList, moment: datetime) -> datetime | None:
+    """When the list's schedule fires next, on its own clock; None if it never does."""
+    try:
+        following: datetime = croniter(nl.schedule, moment.astimezone(zone(nl.timezone))).get_next(
+            datetime
+        )
+    except (ValueError, KeyError, ScheduleError):  # a schedule stored before validation
+        return None
+    return following
+
+
+@dataclass(frozen=True)
+class ListSettings:
+    """The form of one list: what an editor may change about when it goes out."""
+
+    schedule: str
+    timezone: str
+    requires_approval: bool
+    weekly_day: int
+
+
+def update_list_settings(nl: NewsletterList, wanted: ListSettings) -> None:
+    """Apply ``wanted`` to the list, or raise ScheduleError saying what is wrong."""
+    schedule, timezone = " ".join(wanted.schedule.split()), wanted.timezone.strip()
+    validate_schedule(schedule, timezone)
+    if not 0 <= wanted.weekly_day <= 6:
+        raise ScheduleError("the weekly edition's day must be one of Monday to Sunday")
+    nl.schedule, nl.timezone = schedule, timezone
+    nl.requires_approval, nl.weekly_day = wanted.requires_approval, wanted.weekly_day
+
+
+@router.get("/posts", response_class=HTMLResponse, summary="Posts, newest first")
+def posts(request: Request, q: Search = "", page: PageNumber = 1) -> HTMLResponse:
+    with session_scope(web(request).settings.database_url) as session:
+        query = posts_matching(q)
+        pager = Pager(page, _count(session, query), "/admin/posts", (("q", q),))
+        return admin_page(
+            request, "posts.html", q=q, pager=pager, posts=_page_of(session, query, pager),
+            local_time=local_time,
+        )  # fmt: skip
+
+
+@router.get("/subscribers", response_class=HTMLResponse, summary="Subscribers")
+def subscribers(
+    request: Request,
+    q: Search = "",
+    status: Annotated[
+        str, Query(max_length=20, description="Subscription status; empty: any.")
+    ] = "",
+    page: PageNumber = 1,
+) -> HTMLResponse:
+    statuses = [s.value for s in SubscriptionStatus]
+    if status and status not in statuses:
+        # The form's "any status" sends an empty value, so the enum is checked here.
+        return admin_page(
+            request, "message.html", status_code=400, heading="That did not work",
+            paragraphs=[f"status: {status!r} is not one of {', '.join(statuses)}."],
+        )  # fmt: skip
+    wanted = SubscriptionStatus(status) if status else None
+    with session_scope(web(request).settings.database_url) as session:
+        query = subscribers_matching(q, wanted).options(
+            selectinload(Subscriber.subscriptions).joinedload(Subscription.newsletter_list)
+        )
+        pager = Pager(
+            page, _count(session, subscribers_matching(q, wanted)), "/admin/subscribers",
+            (("q", q), ("status", status)),
+        )  # fmt: skip
+        return admin_page(
+            request, "subscribers.html", q=q, status=status, pager=pager,
+            statuses=statuses,
+            subscribers=_page_of(session, query, pager), local_time=local_time,
+        )  # fmt: skip
+
+
+@router.get("/editions", response_class=HTMLResponse, summary="Editions, newest first")
+def editions(
+    request: Request,
+    list_slug: Annotated[str, Query(alias="list", max_length=64)] = "",
+    page: PageNumber = 1,
+) -> HTMLResponse:
+    with session_scope(web(request).settings.database_url) as session:
+        nl = get_list(session, list_slug, missing_ok=True) if list_slug else None
+        if list_slug and nl is None:
+            return not_found(request, f"There is no list {list_slug!r}.")
+        query = editions_of(nl.id if nl else None).options(joinedload(Edition.newsletter_list))
+        pager = Pager(
+            page, _count(session, editions_of(nl.id if nl else None)), "/admin/editions",
+            (("list", list_slug),),
+        )  # fmt: skip
+        return admin_page(
+            request, "editions.html", pager=pager, editions=_page_of(session, query, pager),
+            chosen=list_slug, lists=session.scalars(select(NewsletterList)).all(),
+            local_time=local_time, skipped=EditionStatus.SKIPPED,
+        )  # fmt: skip
+
+
+def _lists_page(
+    request: Request,
+    *,
+    errors: dict[str, str] | None = None,
+    typed: dict[str, ListSettings] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    moment = now()
+    with session_scope(web(request).settings.database_url) as session:
+        lists = session.scalars(select(NewsletterList).order_by(NewsletterList.name)).all()
+        forms = {
+            nl.slug: ListSettings(nl.schedule, nl.timezone, nl.requires_approval, nl.weekly_day)
+            for nl in lists
+        } | (typed or {})
+        return admin_page(
+            request, "lists.html", status_code=status_code, lists=lists, forms=forms,
+            errors=errors or {}, next_runs={nl.slug: next_run(nl, moment) for nl in lists},
+            weekdays=WEEKDAYS, local_time=local_time,
+        )  # fmt: skip
+
+
+@router.get("/lists", response_class=HTMLResponse, summary="Lists and their schedules")
+def lists_page(request: Request) -> HTMLResponse:
+    return _lists_page(request)
+
+
+@router.post(
+    "/lists/{slug}",
+    response_class=HTMLResponse,
+    summary="Change a list's schedule, timezone and approval rule",
+    responses={400: {"description": "Not a usable cron expression or timezone"}},
+)
+def update_list(
+    request: Request,
+    slug: Annotated[str, Path(max_length=64)],
+    schedule: Annotated[str, Form(max_length=100)],
+    timezone: Annotated[str, Form(max_length=64)],
+    weekly_day: Annotated[int, Form(ge=0, le=6)] = 6,
+    requires_approval: Annotated[bool, Form()] = False,
+) -> Response:
+    wanted = ListSettings(schedule, timezone, requires_approval, weekly_day)
+    try:
+        with session_scope(web(request).settings.database_url) as session:
+            nl = get_list(session, slug, missing_ok=True)
+            if nl is None:
+                return not_found(request, f"There is no list {slug!r}.")
+            update_list_settings(nl, wanted)
+            name = nl.name
+    except ScheduleError as error:
+        return _lists_page(
+            request, errors={slug: f"{error}."}, typed={slug: wanted}, status_code=400
+        )
+    return back(request, "/admin/lists", f"Saved the schedule of {name}.")
