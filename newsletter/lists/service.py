@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from newsletter.digest.schedule import validate_schedule
+from newsletter.digest.schedule import ScheduleError, validate_schedule
 from newsletter.models import NewsletterList
 from newsletter.rendering.render import header_text
 from newsletter.subscriptions.addresses import normalise_address
@@ -70,3 +70,27 @@ def get_list(session: Session, slug: str, *, missing_ok: bool = False) -> Newsle
         known = ", ".join(session.scalars(select(NewsletterList.slug))) or "none yet"
         raise ListError(f"no list {slug!r} (lists: {known})")
     return nl
+
+
+def change_schedule(
+    nl: NewsletterList,
+    *,
+    schedule: str | None = None,
+    timezone: str | None = None,
+    requires_approval: bool | None = None,
+    weekly_day: int | None = None,
+) -> None:
+    """Change when the list goes out (None keeps a field), or raise ScheduleError saying why.
+
+    The cron expression and the timezone are checked together, before anything changes.
+    """
+    new_schedule = nl.schedule if schedule is None else " ".join(schedule.split())
+    new_timezone = nl.timezone if timezone is None else timezone.strip()
+    validate_schedule(new_schedule, new_timezone)
+    if weekly_day is not None and not 0 <= weekly_day <= 6:
+        raise ScheduleError("the weekly edition's day must be one of Monday to Sunday")
+    nl.schedule, nl.timezone = new_schedule, new_timezone
+    if requires_approval is not None:
+        nl.requires_approval = requires_approval
+    if weekly_day is not None:
+        nl.weekly_day = weekly_day

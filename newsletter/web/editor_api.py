@@ -22,10 +22,10 @@ from starlette.exceptions import HTTPException
 from newsletter.config import Settings
 from newsletter.db import session_scope
 from newsletter.delivery.send import progress
-from newsletter.digest.schedule import ScheduleError, validate_schedule
+from newsletter.digest.schedule import ScheduleError
 from newsletter.editions import service as editions
 from newsletter.editions.service import EditionError, EditionNotFound, Touches, get_edition
-from newsletter.lists.service import ListError, get_list
+from newsletter.lists.service import ListError, change_schedule, get_list
 from newsletter.models import (
     Edition,
     EditionStatus,
@@ -37,9 +37,10 @@ from newsletter.models import (
     Subscription,
     SubscriptionStatus,
 )
-from newsletter.models.subscriber import email_key
 from newsletter.posts.ingest import upsert_posts
+from newsletter.posts.search import posts_matching
 from newsletter.subscriptions.addresses import InvalidAddress, normalise_address
+from newsletter.subscriptions.search import subscribers_matching
 from newsletter.web.api import Problem
 from newsletter.web.auth import require_api_editor
 from newsletter.web.context import now, web
@@ -176,11 +177,8 @@ def list_posts(
     page: PageNumber = 1,
     per_page: PerPage = 50,
 ) -> PostPage:
-    query = select(Post).order_by(Post.published_at.desc(), Post.id.desc())
-    if q.strip():
-        query = query.where(Post.title.icontains(q.strip(), autoescape=True))
     with unit_of_work(request) as session:
-        posts, total = _paginate(session, query, page, per_page)
+        posts, total = _paginate(session, posts_matching(q), page, per_page)
         return PostPage(
             items=[PostOut.of(p) for p in posts], page=page, per_page=per_page, total=total
         )
@@ -451,21 +449,11 @@ def list_subscribers(
     page: PageNumber = 1,
     per_page: PerPage = 50,
 ) -> SubscriberPage:
-    query = (
-        select(Subscriber)
-        .options(selectinload(Subscriber.subscriptions).selectinload(Subscription.newsletter_list))
-        .order_by(Subscriber.id.desc())
-    )
-    if q.strip():
-        query = query.where(Subscriber.email_key.contains(email_key(q.strip()), autoescape=True))
     with unit_of_work(request) as session:
-        if list_slug or status is not None:
-            members = select(Subscription.subscriber_id)
-            if list_slug:
-                members = members.where(Subscription.list_id == _list(session, list_slug).id)
-            if status is not None:
-                members = members.where(Subscription.status == status)
-            query = query.where(Subscriber.id.in_(members))
+        list_id = _list(session, list_slug).id if list_slug else None
+        query = subscribers_matching(q, status=status, list_id=list_id).options(
+            selectinload(Subscriber.subscriptions).selectinload(Subscription.newsletter_list)
+        )
         rows, total = _paginate(session, query, page, per_page)
         return SubscriberPage(
             items=[SubscriberOut.of(s) for s in rows], page=page, per_page=per_page, total=total
@@ -482,12 +470,8 @@ def change_list(request: Request, slug: Slug, patch: ListPatch) -> ListSettings:
     """The schedule and timezone are checked together: a 422 says what is wrong."""
     with unit_of_work(request) as session:
         nl = _list(session, slug)
-        schedule = nl.schedule if patch.schedule is None else patch.schedule.strip()
-        timezone = nl.timezone if patch.timezone is None else patch.timezone.strip()
-        validate_schedule(schedule, timezone)
-        nl.schedule, nl.timezone = schedule, timezone
-        if patch.requires_approval is not None:
-            nl.requires_approval = patch.requires_approval
-        if patch.weekly_day is not None:
-            nl.weekly_day = patch.weekly_day
+        change_schedule(
+            nl, schedule=patch.schedule, timezone=patch.timezone,
+            requires_approval=patch.requires_approval, weekly_day=patch.weekly_day,
+        )  # fmt: skip
         return ListSettings.of(nl)

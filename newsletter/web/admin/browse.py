@@ -10,21 +10,22 @@ from typing import Annotated, Any
 from croniter import croniter
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import Select, exists, func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from newsletter.db import session_scope
-from newsletter.digest.schedule import ScheduleError, validate_schedule, zone
-from newsletter.lists.service import get_list
+from newsletter.digest.schedule import ScheduleError, zone
+from newsletter.lists.service import change_schedule, get_list
 from newsletter.models import (
     Edition,
     EditionStatus,
     NewsletterList,
-    Post,
     Subscriber,
     Subscription,
     SubscriptionStatus,
 )
+from newsletter.posts.search import posts_matching
+from newsletter.subscriptions.search import subscribers_matching
 from newsletter.web.admin.common import admin_page, back
 from newsletter.web.admin.display import Pager, local_time, not_found
 from newsletter.web.context import now, web
@@ -42,29 +43,6 @@ def _page_of(session: Session, query: Select[Any], pager: Pager) -> list[Any]:
 
 def _count(session: Session, query: Select[Any]) -> int:
     return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-
-
-def posts_matching(q: str) -> Select[Post]:
-    """Posts whose title contains ``q`` (any case; % and _ are plain characters), newest first."""
-    query = select(Post).order_by(Post.published_at.desc(), Post.id.desc())
-    if q.strip():
-        query = query.where(Post.title.icontains(q.strip(), autoescape=True))
-    return query
-
-
-def subscribers_matching(q: str, status: SubscriptionStatus | None) -> Select[Subscriber]:
-    """Subscribers whose address contains ``q``, with a subscription in ``status`` if given."""
-    query = select(Subscriber).order_by(Subscriber.email_key)
-    if q.strip():
-        # The case-folded key: how readers are found everywhere (see Subscriber.email_key).
-        query = query.where(Subscriber.email_key.contains(q.strip().casefold(), autoescape=True))
-    if status is not None:
-        query = query.where(
-            exists().where(
-                Subscription.subscriber_id == Subscriber.id, Subscription.status == status
-            )
-        )
-    return query
 
 
 def editions_of(list_id: int | None) -> Select[Edition]:
@@ -91,16 +69,6 @@ class ListSettings:
     timezone: str
     requires_approval: bool
     weekly_day: int
-
-
-def update_list_settings(nl: NewsletterList, wanted: ListSettings) -> None:
-    """Apply ``wanted`` to the list, or raise ScheduleError saying what is wrong."""
-    schedule, timezone = " ".join(wanted.schedule.split()), wanted.timezone.strip()
-    validate_schedule(schedule, timezone)
-    if not 0 <= wanted.weekly_day <= 6:
-        raise ScheduleError("the weekly edition's day must be one of Monday to Sunday")
-    nl.schedule, nl.timezone = schedule, timezone
-    nl.requires_approval, nl.weekly_day = wanted.requires_approval, wanted.weekly_day
 
 
 @router.get("/posts", response_class=HTMLResponse, summary="Posts, newest first")
@@ -132,11 +100,11 @@ def subscribers(
         )  # fmt: skip
     wanted = SubscriptionStatus(status) if status else None
     with session_scope(web(request).settings.database_url) as session:
-        query = subscribers_matching(q, wanted).options(
+        query = subscribers_matching(q, status=wanted).options(
             selectinload(Subscriber.subscriptions).joinedload(Subscription.newsletter_list)
         )
         pager = Pager(
-            page, _count(session, subscribers_matching(q, wanted)), "/admin/subscribers",
+            page, _count(session, subscribers_matching(q, status=wanted)), "/admin/subscribers",
             (("q", q), ("status", status)),
         )  # fmt: skip
         return admin_page(
@@ -214,7 +182,10 @@ def update_list(
             nl = get_list(session, slug, missing_ok=True)
             if nl is None:
                 return not_found(request, f"There is no list {slug!r}.")
-            update_list_settings(nl, wanted)
+            change_schedule(
+                nl, schedule=wanted.schedule, timezone=wanted.timezone,
+                requires_approval=wanted.requires_approval, weekly_day=wanted.weekly_day,
+            )  # fmt: skip
             name = nl.name
     except ScheduleError as error:
         return _lists_page(
