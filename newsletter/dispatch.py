@@ -1,10 +1,12 @@
 """Which editions are due: the decision behind both ``newsletter dispatch`` and beat.
 
 Every minute (beat) or every few minutes (cron), for each list whose scheduled time today
-has passed: build today's edition if it does not exist, then hand back every scheduled
-edition whose time has come. The database makes it safe to run twice at once: the unique
-(list, date, frequency) key gives one edition per day, and ``start_sending`` moves an
-edition out of ``scheduled`` for one caller only.
+has passed: build today's edition if it does not exist (yesterday's too, within the grace
+window, for an evening edition the dispatcher missed at midnight), then hand back every
+scheduled edition whose time has come. The database makes it safe to run twice at once:
+the unique (list, date, frequency) key gives one edition per day, an editor's early draft
+is claimed by one UPDATE, and ``start_sending`` moves an edition out of ``scheduled`` for
+one caller only.
 
 After downtime, an edition whose time passed less than ``dispatch_grace_minutes`` ago is
 sent late; an older one is recorded as missed (its posts roll over to the next edition).
@@ -23,7 +25,7 @@ from sqlalchemy.orm import Session
 from newsletter.config import Settings
 from newsletter.db import affected_rows
 from newsletter.digest.build import build_edition
-from newsletter.digest.schedule import is_due, local_date, scheduled_time
+from newsletter.digest.schedule import due_days, edition_cutoff
 from newsletter.editions.service import refresh_posts
 from newsletter.models import Edition, EditionStatus, Frequency, NewsletterList
 
@@ -34,8 +36,8 @@ def dispatch_due(session: Session, *, now: datetime, settings: Settings) -> list
     """Build what is due today, record what was missed; return the editions to send now."""
     grace = timedelta(minutes=settings.dispatch_grace_minutes)
     for nl in session.scalars(select(NewsletterList).order_by(NewsletterList.id)):
-        if is_due(nl.schedule, nl.timezone, now):
-            _build_today(session, nl, now=now, grace=grace, settings=settings)
+        for day, moment in due_days(nl.schedule, nl.timezone, now, grace):
+            _build_day(session, nl, day, moment, now=now, grace=grace, settings=settings)
     _record_missed(session, now=now, grace=grace)
     return list(
         session.scalars(
@@ -46,40 +48,73 @@ def dispatch_due(session: Session, *, now: datetime, settings: Settings) -> list
     )
 
 
-def _build_today(
-    session: Session, nl: NewsletterList, *, now: datetime, grace: timedelta, settings: Settings
+def _build_day(
+    session: Session,
+    nl: NewsletterList,
+    day: date,
+    moment: datetime,
+    *,
+    now: datetime,
+    grace: timedelta,
+    settings: Settings,
 ) -> None:
-    today = local_date(nl.timezone, now)
-    moment = scheduled_time(nl.schedule, nl.timezone, today)
     frequencies = [Frequency.DAILY]
-    if today.weekday() == nl.weekly_day:
+    if day.weekday() == nl.weekly_day:
         frequencies.append(Frequency.WEEKLY)
     for frequency in frequencies:
         existing = session.scalar(
             select(Edition).where(
                 Edition.list_id == nl.id,
-                Edition.edition_date == today,
+                Edition.edition_date == day,
                 Edition.frequency == frequency,
             )
         )
-        if existing is None and moment is not None and now - moment > grace:
-            _missed_day(session, nl, today, frequency, moment, now=now)
+        if existing is None and now - moment > grace:
+            _missed_day(session, nl, day, frequency, moment, now=now)
             continue
         if existing is not None:
-            early = (EditionStatus.DRAFT, EditionStatus.SKIPPED)
-            if existing.status in early and not nl.requires_approval:
-                # Built early by an editor: it goes at the list's time with what is new.
-                refresh_posts(session, existing, now=now, settings=settings)
-                if existing.status == EditionStatus.DRAFT:
-                    existing.status = EditionStatus.SCHEDULED
-                    existing.scheduled_at = moment or now
+            if existing.status in _EARLY and not nl.requires_approval:
+                _schedule_early(session, existing, moment, now=now, settings=settings)
             continue
-        result = build_edition(session, nl, today, now=now, settings=settings, frequency=frequency)
+        result = build_edition(session, nl, day, now=now, settings=settings, frequency=frequency)
         if result.created and result.edition.status == EditionStatus.SKIPPED:
             log.info(
                 "list %s: %s edition of %s skipped: %s",
-                nl.slug, frequency.value, today, result.edition.skip_reason,
+                nl.slug, frequency.value, day, result.edition.skip_reason,
             )  # fmt: skip
+
+
+# An edition opened by an editor before the list's time (possibly empty then).
+_EARLY = (EditionStatus.DRAFT, EditionStatus.SKIPPED)
+
+
+def _schedule_early(
+    session: Session, edition: Edition, moment: datetime, *, now: datetime, settings: Settings
+) -> None:
+    """An auto list's early edition goes at the list's time, with the posts published since.
+
+    Claimed first by a conditional UPDATE: of two dispatchers at once, the second waits for
+    the first's commit (the row lock), then matches nothing and leaves the posts alone.
+    """
+    nl = edition.newsletter_list
+    cutoff = edition_cutoff(nl.schedule, nl.timezone, edition.edition_date, now)
+    if edition.status == EditionStatus.DRAFT:
+        claim = update(Edition).where(Edition.status == EditionStatus.DRAFT)
+        claim = claim.values(status=EditionStatus.SCHEDULED, scheduled_at=moment)
+    else:  # skipped while empty: look again once, for what came before the list's time
+        claim = update(Edition).where(
+            Edition.status == EditionStatus.SKIPPED, Edition.cutoff < cutoff
+        )
+        claim = claim.values(status=EditionStatus.SKIPPED)
+    claimed = session.execute(
+        claim.where(Edition.id == edition.id).execution_options(synchronize_session=False)
+    )
+    session.expire(edition)  # read it as the claim left it, not as first loaded
+    if not affected_rows(claimed):
+        return
+    refresh_posts(session, edition, now=now, settings=settings)
+    if edition.status == EditionStatus.DRAFT:  # was skipped, has posts now
+        edition.status, edition.scheduled_at = EditionStatus.SCHEDULED, moment
 
 
 def _missed_day(

@@ -37,6 +37,10 @@ def create_app() -> Celery:
                 "task": "workers.tasks.dispatch_due_editions",
                 "schedule": crontab(minute="*"),
             },
+            "poll-feeds": {
+                "task": "workers.tasks.poll_feeds",
+                "schedule": crontab(minute="*"),
+            },
             "reconcile-deliveries": {
                 "task": "workers.tasks.reconcile_deliveries",
                 "schedule": crontab(minute="*/5"),

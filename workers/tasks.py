@@ -16,6 +16,7 @@ from newsletter.delivery.errors import ConnectionLost, PermanentFailure, Tempora
 from newsletter.delivery.send import BatchRange, deliver_batch, pending_batches, start_sending
 from newsletter.delivery.signing import close_pooled_connections, outgoing_transport
 from newsletter.dispatch import dispatch_due
+from newsletter.feeds import due_feeds, poll_due_feed
 from newsletter.subscriptions import notices, readers
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,22 @@ def dispatch_due_editions() -> list[int]:
     for edition_id in to_send:
         send_edition.delay(edition_id)
     return to_send
+
+
+@shared_task(name="workers.tasks.poll_feeds")
+def poll_feeds() -> int:
+    """Every minute: poll each due, unpaused feed, each in transactions of its own."""
+    settings = get_settings()
+    with session_scope() as session:
+        due = [feed.id for feed in due_feeds(session, utcnow())]
+    polled = 0
+    for feed_id in due:
+        try:
+            polled += poll_due_feed(feed_id, settings, clock=utcnow) is not None
+        except Exception:
+            # Our fault, not the feed's (that is recorded on it): the other feeds go on.
+            log.exception("feed %s could not be polled", feed_id)
+    return polled
 
 
 @shared_task(name="workers.tasks.send_test_edition", bind=True, max_retries=3)

@@ -7,7 +7,7 @@ import logging
 import typer
 from pydantic import ValidationError
 
-from newsletter.cli import db, digest, editors, lists, posts, subscribers
+from newsletter.cli import db, digest, editors, feeds, lists, posts, subscribers
 from newsletter.cli.common import CommandError, fail
 from newsletter.cli.demo import demo
 from newsletter.cli.dispatch import dispatch
@@ -37,6 +37,7 @@ app.add_typer(lists.app, name="lists")
 app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(digest.app, name="digest")
 app.add_typer(editors.app, name="editors")
+app.add_typer(feeds.app, name="feeds")
 app.command()(dispatch)
 app.command()(demo)
 app.command()(serve)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import webbrowser
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -23,7 +23,8 @@ from newsletter.delivery import recovery
 from newsletter.delivery.personalise import Recipient
 from newsletter.delivery.send import SendError, prepare_edition, progress
 from newsletter.digest.build import build_edition
-from newsletter.digest.schedule import local_date
+from newsletter.digest.schedule import local_date, zone
+from newsletter.editions import service
 from newsletter.lists.service import get_list
 from newsletter.models import Edition, EditionStatus, Frequency
 
@@ -122,6 +123,11 @@ def send(
             return status(edition_id)
         if edition.status == EditionStatus.SENDING:
             console.print(f"Edition {edition_id} is sending; queueing what remains of it.")
+    _enqueue(edition_id, wait=wait)
+
+
+def _enqueue(edition_id: int, *, wait: bool) -> None:
+    """Hand a send to the workers after the commit; follow it when asked or run locally."""
     with queue() as local_worker:
         from workers.tasks import send_edition
 
@@ -199,3 +205,118 @@ def retry_uncertain(edition_id: Annotated[int, typer.Argument(help="Edition ID."
         enqueue_batches(edition_id)
         if local_worker:
             wait_for_edition(edition_id)
+
+
+# --- An editor's controls: the same service the admin pages and the editor API use ----------
+
+
+@app.command()
+def draft(list_slug: Annotated[str, typer.Argument(help="List slug.")]) -> None:
+    """Open today's edition of a list as a draft to look at (built now if need be)."""
+    now = utcnow()
+    with session_scope() as session:
+        nl = get_list(session, list_slug)
+        assert nl is not None
+        result = service.todays_edition(session, nl, now=now, settings=settings())
+        edition = result.edition
+        verb = "Prepared" if result.created else "Found"
+        console.print(
+            f"{verb} edition [bold]{edition.id}[/] of {nl.slug} for {edition.edition_date} "
+            f"({edition.status.value}): {len(edition.items)} "
+            f"{'story' if len(edition.items) == 1 else 'stories'}."
+        )
+        if edition.status == EditionStatus.SKIPPED:
+            console.print(f"Nothing to send yet: {edition.skip_reason}.")
+        elif edition.scheduled_at is not None and edition.status in (
+            EditionStatus.DRAFT, EditionStatus.SCHEDULED
+        ):  # fmt: skip
+            console.print(
+                f"It goes out at {_local(edition.scheduled_at, nl.timezone)}"
+                + (" once an editor approves it." if nl.requires_approval else ".")
+            )
+        console.print(f"Preview: `newsletter digest preview {edition.id}`.")
+
+
+def _local(moment: datetime, timezone: str) -> str:
+    local = moment.astimezone(zone(timezone))
+    text = f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    return text if timezone == "UTC" else f"{text} ({local:%H:%M} {timezone})"
+
+
+@app.command()
+def schedule(
+    edition_id: Annotated[int, typer.Argument(help="Edition ID.")],
+    at: Annotated[
+        str,
+        typer.Option(help='When, with its timezone: "2025-05-16T07:00:00+01:00", or "now".'),
+    ],
+    wait: Annotated[bool, typer.Option(help="Follow the send if it starts now.")] = True,
+) -> None:
+    """Approve a draft (or move a scheduled edition) to go out at a time."""
+    now = utcnow()
+    when = _parse_at(at, now)
+    with session_scope() as session:
+        edition = service.get_edition(session, edition_id)
+        service.schedule(edition, when, now=now)
+        timezone = edition.newsletter_list.timezone
+    if when > now:
+        console.print(
+            f"Edition {edition_id} is scheduled for {_local(when, timezone)}; "
+            "the dispatcher sends it then."
+        )
+        return
+    _enqueue(edition_id, wait=wait)
+
+
+def _parse_at(at: str, now: datetime) -> datetime:
+    """``--at``: "now", or an ISO time; one without a timezone is left for the service to
+    refuse in its own words."""
+    if at.strip().lower() == "now":
+        return now
+    try:
+        when = datetime.fromisoformat(at.strip())
+        return when.astimezone(UTC) if when.tzinfo else when
+    except ValueError:
+        raise CommandError(
+            f"--at {at!r} is not a time like 2025-05-16T07:00:00+01:00 (or now)"
+        ) from None
+    except OverflowError:  # 9999-12-31T23:00-05:00 has no UTC
+        raise CommandError(f"--at {at!r} is too far from today to schedule") from None
+
+
+@app.command()
+def pause(edition_id: Annotated[int, typer.Argument(help="Edition ID.")]) -> None:
+    """Stop a send within one group of messages; `digest resume` carries on from there."""
+    with session_scope() as session:
+        service.pause(session, service.get_edition(session, edition_id))
+    with session_scope() as session:
+        state = progress(session, edition_id)
+    console.print(
+        f"Paused edition {edition_id}: {state.sent} of {state.total} readers sent so far; "
+        f"`newsletter digest resume {edition_id}` sends to the rest."
+    )
+
+
+@app.command()
+def resume(
+    edition_id: Annotated[int, typer.Argument(help="Edition ID.")],
+    wait: Annotated[bool, typer.Option(help="Follow progress until done.")] = True,
+) -> None:
+    """Carry on a paused send where it stopped; nobody already sent gets it twice."""
+    with session_scope() as session:
+        service.resume(session, service.get_edition(session, edition_id))
+    console.print(f"Resumed edition {edition_id}.")
+    _enqueue(edition_id, wait=wait)
+
+
+@app.command()
+def cancel(edition_id: Annotated[int, typer.Argument(help="Edition ID.")]) -> None:
+    """Call an edition off: readers not yet sent to never get it. Cannot be undone."""
+    with session_scope() as session:
+        dropped = service.cancel(session, service.get_edition(session, edition_id), now=utcnow())
+    with session_scope() as session:
+        state = progress(session, edition_id)
+    console.print(
+        f"Cancelled edition {edition_id}: {dropped} readers not yet sent to will not get it "
+        f"({state.sent} had been sent)."
+    )

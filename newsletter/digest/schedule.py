@@ -64,6 +64,24 @@ def edition_cutoff(expression: str, timezone: str, day: date, now: datetime) -> 
     return min(moment.astimezone(UTC), now.astimezone(UTC))
 
 
+def due_days(
+    expression: str, timezone: str, now: datetime, grace: timedelta
+) -> list[tuple[date, datetime]]:
+    """The local days whose edition the dispatcher must see to at ``now``, with their moments.
+
+    Today once its moment has passed, and yesterday while its moment is within ``grace``: an
+    evening edition whose dispatcher was down over midnight still goes out late. Older days
+    are left alone, so a list's first run does not record editions from before it existed.
+    """
+    today = local_date(timezone, now)
+    days = []
+    for day in (today - timedelta(days=1), today):
+        moment = scheduled_time(expression, timezone, day)
+        if moment is not None and moment <= now and (day == today or now - moment <= grace):
+            days.append((day, moment))
+    return days
+
+
 def is_due(expression: str, timezone: str, now: datetime) -> bool:
     """Whether today's scheduled moment (local to the list) has passed."""
     moment = scheduled_time(expression, timezone, local_date(timezone, now))
