@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     max_request_bytes: int
     stale_claim_minutes: float
     dispatch_grace_minutes: float
+    beat_dispatch_seconds: float
     feed_max_errors: int
     feed_max_bytes: int
     feed_timeout: float
