@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 from starlette.exceptions import HTTPException
 
@@ -161,13 +162,25 @@ def _with_edition(request: Request, edition_id: int, change: Change) -> EditionD
 def push_post(request: Request, response: Response, body: PostPush) -> PostPushed:
     """201 the first time; 200 after, updated in place if its content changed. The HTML is
     sanitised as for any imported post: scripts, handlers, styles and images are dropped."""
-    with unit_of_work(request) as session:
-        report = upsert_posts(session, [body])
-        post = session.get_one(Post, report.post_ids[0])
-        result = "created" if report.created else "updated" if report.updated else "unchanged"
+    for attempt in (1, 2):
+        try:
+            with unit_of_work(request) as session:
+                report = upsert_posts(session, [body])
+                post = session.get_one(Post, report.post_ids[0])
+                result = (
+                    "created" if report.created else "updated" if report.updated else "unchanged"
+                )
+                pushed = PostPushed(**PostOut.of(post).model_dump(), result=result)
+        except IntegrityError:
+            # The same new GUID pushed twice at once: the other push stored it; now it is an
+            # update (or nothing) for this one.
+            if attempt == 2:
+                raise
+            continue
         if result != "created":
             response.status_code = 200
-        return PostPushed(**PostOut.of(post).model_dump(), result=result)
+        return pushed
+    raise AssertionError("unreachable")
 
 
 @router.get("/posts", response_model=PostPage, summary="Posts, newest first; search titles")

@@ -3,6 +3,8 @@ and its refusal (401 without a valid token, 404 unknown, 409 wrong state, 422 ba
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -74,6 +76,20 @@ def post_count(session: Session) -> int:
 
 
 # --- Tokens --------------------------------------------------------------------------------
+
+
+def test_the_same_new_post_pushed_at_once_is_stored_once(api: TestClient, session: Session) -> None:
+    barrier = threading.Barrier(6)
+
+    def push() -> int:
+        barrier.wait()
+        return int(api.post("/api/v1/posts", json=pushed()).status_code)
+
+    with ThreadPoolExecutor(6) as pool:
+        codes = sorted(pool.map(lambda _: push(), range(6)))
+
+    assert codes == [200, 200, 200, 200, 200, 201]
+    assert post_count(session) == 1
 
 
 def test_a_request_without_a_token_is_refused(client: TestClient) -> None:
