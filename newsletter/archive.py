@@ -179,15 +179,10 @@ def reader_view(edition: Edition, *, manage_url: str) -> str:
     reader manages a subscription from their own email: a token here would let anyone who
     opens the archive unsubscribe somebody.
     """
-    neutral = {
-        placeholders.UNSUBSCRIBE_URL: html.escape(manage_url),
-        placeholders.PREFERENCES_URL: html.escape(manage_url),
-        placeholders.EMAIL: NEUTRAL_ADDRESS,
-    }
-    page = edition.html
-    for marker, value in neutral.items():
-        page = page.replace(marker, value)
-    return page
+    return placeholders.fill(
+        edition.html, email=NEUTRAL_ADDRESS, unsubscribe_url=html.escape(manage_url),
+        preferences_url=html.escape(manage_url),
+    )  # fmt: skip
 
 
 def _xml_text(value: str) -> str:

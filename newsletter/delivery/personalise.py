@@ -84,16 +84,9 @@ class PreparedEdition:
     def bodies(self, recipient: Recipient) -> tuple[str, str, str]:
         """The text and HTML bodies for one reader, and their unsubscribe URL."""
         unsubscribe_url, preferences_url = self.links(recipient)
-        values = {
-            placeholders.UNSUBSCRIBE_URL: unsubscribe_url,
-            placeholders.PREFERENCES_URL: preferences_url,
-        }
-        text, body = self.text, self.html
-        for marker, value in values.items():
-            text = text.replace(marker, value)
-            body = body.replace(marker, value)
-        text = text.replace(placeholders.EMAIL, recipient.email)
-        body = body.replace(placeholders.EMAIL, html.escape(recipient.email))
+        links = {"unsubscribe_url": unsubscribe_url, "preferences_url": preferences_url}
+        text = placeholders.fill(self.text, email=recipient.email, **links)
+        body = placeholders.fill(self.html, email=html.escape(recipient.email), **links)
         return text, body, unsubscribe_url
 
     def _list_unsubscribe(self, unsubscribe_url: str) -> str:

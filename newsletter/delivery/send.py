@@ -98,6 +98,17 @@ def _receives(frequency: Frequency) -> ColumnElement[bool]:
 FANOUT_CHUNK = 50_000
 
 
+def audience_size(session: Session, edition: Edition) -> int:
+    """How many readers a send of the edition would reach now."""
+    count = session.scalar(
+        select(func.count())
+        .select_from(Subscription)
+        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+        .where(Subscription.list_id == edition.list_id, _receives(edition.frequency))
+    )
+    return int(count or 0)
+
+
 def start_sending(
     session: Session, edition_id: int, *, now: datetime, chunk: int = FANOUT_CHUNK
 ) -> int:

@@ -18,3 +18,13 @@ def context() -> dict[str, str]:
         "unsubscribe_url": UNSUBSCRIBE_URL,
         "preferences_url": PREFERENCES_URL,
     }
+
+
+def fill(body: str, *, email: str, unsubscribe_url: str, preferences_url: str) -> str:
+    """``body`` with the markers replaced: values as they go into this body (escaped already
+    for HTML). The slow path and the web views; personalisation at speed has its own."""
+    for marker, value in (
+        (EMAIL, email), (UNSUBSCRIBE_URL, unsubscribe_url), (PREFERENCES_URL, preferences_url)
+    ):  # fmt: skip
+        body = body.replace(marker, value)
+    return body

@@ -18,11 +18,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from newsletter.db import session_scope
-from newsletter.delivery.send import Progress, progress
+from newsletter.delivery.send import Progress, audience_size, progress
 from newsletter.digest.build import ordered_items
 from newsletter.digest.schedule import zone
 from newsletter.editions import service
@@ -31,10 +30,6 @@ from newsletter.models import (
     EDITABLE_STATUSES,
     Edition,
     EditionStatus,
-    Subscriber,
-    SubscriberStatus,
-    Subscription,
-    SubscriptionStatus,
 )
 from newsletter.rendering import placeholders
 from newsletter.rendering.digest import GMAIL_CLIP_BYTES
@@ -115,34 +110,13 @@ def send_progress(session: Session, edition: Edition, *, now: datetime) -> SendP
     )  # fmt: skip
 
 
-def readers_of(session: Session, edition: Edition) -> int:
-    """About how many readers a send would reach (the delivery code's rule, counted)."""
-    count = session.scalar(
-        select(func.count())
-        .select_from(Subscription)
-        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-        .where(
-            Subscription.list_id == edition.list_id,
-            Subscription.status == SubscriptionStatus.CONFIRMED,
-            Subscription.paused_at.is_(None),
-            Subscription.frequency == edition.frequency,
-            Subscriber.status == SubscriberStatus.ACTIVE,
-        )
-    )
-    return int(count or 0)
-
-
 def as_sample_reader(body: str, base_url: str) -> str:
     """The stored email with its per-reader markers filled in for a made-up reader."""
     base = base_url.rstrip("/")
-    values = {
-        placeholders.EMAIL: SAMPLE_ADDRESS,
-        placeholders.UNSUBSCRIBE_URL: f"{base}/unsubscribe/sample-reader",
-        placeholders.PREFERENCES_URL: f"{base}/preferences/sample-reader",
-    }
-    for marker, value in values.items():
-        body = body.replace(marker, value)
-    return body
+    return placeholders.fill(
+        body, email=SAMPLE_ADDRESS, unsubscribe_url=f"{base}/unsubscribe/sample-reader",
+        preferences_url=f"{base}/preferences/sample-reader",
+    )  # fmt: skip
 
 
 def local_moment(value: str, timezone: str) -> datetime:
@@ -199,7 +173,7 @@ def _edition_page(
             status=edition.status.value, live=edition.status in LIVE,
             editable=edition.status in EDITABLE_STATUSES,
             progress=send_progress(session, edition, now=moment) if shows_progress else None,
-            readers=readers_of(session, edition), html_bytes=html_bytes,
+            readers=audience_size(session, edition), html_bytes=html_bytes,
             clip_bytes=GMAIL_CLIP_BYTES, clipped=html_bytes > GMAIL_CLIP_BYTES,
             text=as_sample_reader(edition.text, settings.base_url), local_time=local_time,
         )  # fmt: skip
