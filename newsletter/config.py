@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -72,6 +73,7 @@ class Settings(BaseSettings):
     feed_max_errors: int
     feed_max_bytes: int
     feed_timeout: float
+    clock_start: datetime | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -84,6 +86,20 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         defaults = TomlConfigSettingsSource(settings_cls, resource_path("config", "defaults.toml"))
         return (init_settings, env_settings, dotenv_settings, defaults)
+
+    @field_validator("clock_start", mode="before")
+    @classmethod
+    def _empty_means_the_real_clock(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("clock_start")
+    @classmethod
+    def _clock_start_has_an_offset(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ConfigurationError(
+                "NEWSLETTER_CLOCK_START needs its UTC offset, e.g. 2027-03-28T00:59:30Z."
+            )
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:

@@ -7,17 +7,19 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from newsletter.clock import FrozenClock
 from newsletter.config import Settings, get_settings
 from newsletter.db import Base, get_engine, session_factory
 from newsletter.lists.service import ListSpec, create_list
 from newsletter.models import NewsletterList
+from tests.moments import TEST_NOW
 
 pytest_plugins = ["tests.services"]
 
@@ -94,7 +96,13 @@ def session(database_url: str) -> Iterator[Session]:
 @pytest.fixture
 def now() -> datetime:
     """Just after the 07:00 UTC edition that follows the sample feed's posts."""
-    return datetime(2025, 5, 16, 7, 30, tzinfo=UTC)
+    return TEST_NOW
+
+
+@pytest.fixture
+def clock(now: datetime) -> FrozenClock:
+    """The one clock of the app under test, standing at ``now`` until a test moves it."""
+    return FrozenClock(now)
 
 
 @pytest.fixture

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from celery import shared_task
 from celery.signals import worker_process_shutdown
 
+from newsletter.clock import clock_for
 from newsletter.config import get_settings
 from newsletter.db import session_scope
 from newsletter.delivery import recovery
@@ -27,7 +28,8 @@ DELIVER_BUDGET_S = 240
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Now, from the clock the settings ask for: the one seam to the time of day."""
+    return clock_for(get_settings())()
 
 
 @worker_process_shutdown.connect
@@ -133,7 +135,7 @@ def send_test_edition(self: object, edition_id: int, address: str) -> bool:
     from newsletter.web.notify import send_test_copy
 
     try:
-        send_test_copy(edition_id, address, get_settings())
+        send_test_copy(edition_id, address, get_settings(), utcnow)
     except PermanentFailure as error:
         log.warning("test copy of edition %s to %s refused: %s", edition_id, address, error)
         return False

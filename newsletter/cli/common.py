@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from newsletter.clock import Clock, clock_for
 from newsletter.config import Settings, get_settings
 from newsletter.db import session_scope
 from newsletter.delivery.send import progress
@@ -32,8 +33,18 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+_clock: Clock | None = None
+
+
+def use_clock(clock: Clock | None) -> None:
+    """Run every command on ``clock`` (tests); None returns to the settings' clock."""
+    global _clock
+    _clock = clock
+
+
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Now, from the command line's clock: the one the settings ask for, unless replaced."""
+    return (_clock or clock_for(settings()))()
 
 
 def settings() -> Settings:

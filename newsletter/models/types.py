@@ -8,6 +8,8 @@ from typing import Any
 
 from sqlalchemy import DateTime, Dialect, Enum, TypeDecorator
 
+from newsletter.clock import system_clock
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes on every backend (SQLite would hand back naive ones)."""
@@ -43,7 +45,12 @@ def str_enum(enum_cls: type[enum.StrEnum], name: str) -> Enum:
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Column defaults only: a backstop for rows whose writer passed no time of its own.
+
+    Logic never reads these stamps back to decide anything; what does (cutoffs, claims,
+    schedules) is written from the caller's clock.
+    """
+    return system_clock()
 
 
 __all__: list[Any] = ["UTCDateTime", "str_enum", "utcnow"]

@@ -7,9 +7,16 @@ detected by the signature, and the salt keeps a token valid for its own purpose 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous import (
+    BadSignature,
+    SignatureExpired,
+    TimestampSigner,
+    URLSafeSerializer,
+    URLSafeTimedSerializer,
+)
 
 UNSUBSCRIBE = "unsubscribe"
 PREFERENCES = "preferences"
@@ -54,18 +61,29 @@ class ExpiredToken(InvalidToken):
     """The token is genuine but too old; the reader should ask for a new one."""
 
 
-def _timed_serializer(secret_key: str, purpose: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret_key, salt=f"newsletter.{purpose}")
+def _timed_serializer(secret_key: str, purpose: str, now: datetime) -> URLSafeTimedSerializer:
+    """Stamps and ages tokens by the caller's clock, not the one itsdangerous would read."""
+
+    class OnOurClock(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(now.timestamp())
+
+    return URLSafeTimedSerializer(secret_key, salt=f"newsletter.{purpose}", signer=OnOurClock)
 
 
-def make_confirm_token(secret_key: str, subscriber_id: int, list_ids: list[int]) -> str:
-    """A double opt-in link's token: which reader, which lists; it expires (see read)."""
-    return str(_timed_serializer(secret_key, CONFIRM).dumps([subscriber_id, sorted(list_ids)]))
+def make_confirm_token(
+    secret_key: str, subscriber_id: int, list_ids: list[int], *, now: datetime
+) -> str:
+    """A double opt-in link's token: which reader, which lists, when; it expires (see read)."""
+    serializer = _timed_serializer(secret_key, CONFIRM, now)
+    return str(serializer.dumps([subscriber_id, sorted(list_ids)]))
 
 
-def read_confirm_token(secret_key: str, token: str, *, max_age_s: int) -> tuple[int, list[int]]:
+def read_confirm_token(
+    secret_key: str, token: str, *, max_age_s: int, now: datetime
+) -> tuple[int, list[int]]:
     try:
-        value = _timed_serializer(secret_key, CONFIRM).loads(token, max_age=max_age_s)
+        value = _timed_serializer(secret_key, CONFIRM, now).loads(token, max_age=max_age_s)
     except SignatureExpired:
         raise ExpiredToken(
             "this confirmation link has expired; please sign up again to get a new one"

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from newsletter.clock import Clock, clock_for
 from newsletter.config import Settings, get_settings
 from newsletter.db import get_engine
 from newsletter.web import admin, api, archive, editor_api, pages
@@ -122,22 +123,26 @@ def create_app(
     settings: Settings | None = None,
     notifier: Notifier | None = None,
     edition_sender: EditionSender | None = None,
+    clock: Clock | None = None,
 ) -> FastAPI:
+    """The app; ``clock`` defaults to the one the settings ask for (the real time)."""
     settings = settings or get_settings()
     app = FastAPI(
         title="newsletter",
         version="0.1.0",
         description="Reader pages (subscribe, confirm, preferences, unsubscribe) and the JSON API.",
     )
+    clock = clock or clock_for(settings)
     storage = settings.redis_url or "memory://"
     app.state.web = Web(
         settings=settings,
         limiter=SignupLimiter(
             storage, settings.signup_rate_limit_per_ip, settings.signup_rate_limit_per_address
         ),
-        notifier=notifier or default_notifier(settings),
+        notifier=notifier or default_notifier(settings, clock),
         pages=page_environment(),
-        editions=edition_sender or default_edition_sender(settings),
+        editions=edition_sender or default_edition_sender(settings, clock),
+        clock=clock,
     )
     registry = CollectorRegistry()
     registry.register(DatabaseCollector(settings.database_url))

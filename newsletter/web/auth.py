@@ -124,7 +124,7 @@ def require_api_editor(
             headers={"www-authenticate": "Bearer"},
         )
     with session_scope(web(request).settings.database_url) as session:
-        editor = editor_for_token(session, credentials.credentials, now=now())
+        editor = editor_for_token(session, credentials.credentials, now=now(request))
         if editor is None:
             raise HTTPException(
                 401,

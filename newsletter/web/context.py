@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from newsletter.clock import Clock
 from newsletter.config import Settings
 from newsletter.resources import resource_path
 from newsletter.subscriptions.consent import Client
@@ -29,6 +30,7 @@ class Web:
     notifier: Notifier
     pages: jinja2.Environment
     editions: EditionSender
+    clock: Clock
 
 
 def page_environment() -> jinja2.Environment:
@@ -54,8 +56,9 @@ def client(request: Request, source: str) -> Client:
     )
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
+def now(request: Request) -> datetime:
+    """The app's clock: the one seam for the time of day, frozen in tests."""
+    return web(request).clock()
 
 
 def render(

@@ -289,7 +289,7 @@ def prepare_todays_edition(
     settings = web(request).settings
     with unit_of_work(request) as session:
         result = editions.todays_edition(
-            session, _list(session, slug), now=now(), settings=settings, frequency=frequency
+            session, _list(session, slug), now=now(request), settings=settings, frequency=frequency
         )
         if not result.created:
             response.status_code = 200
@@ -350,7 +350,7 @@ def refresh(request: Request, edition_id: EditionId) -> Refreshed:
     settings = web(request).settings
     with unit_of_work(request) as session:
         edition = get_edition(session, edition_id)
-        added = editions.refresh_posts(session, edition, now=now(), settings=settings)
+        added = editions.refresh_posts(session, edition, now=now(request), settings=settings)
         return Refreshed(added=added, edition=_detail(session, edition, settings))
 
 
@@ -390,7 +390,7 @@ def send_test(
 def send_now(request: Request, edition_id: EditionId) -> EditionDetail:
     """Scheduled for now and handed to the workers, which create the deliveries: a big
     list takes seconds, too long to hold the request."""
-    moment = now()
+    moment = now(request)
     detail = _with_edition(
         request, edition_id, lambda _, edition, __: editions.schedule(edition, moment, now=moment)
     )
@@ -406,7 +406,9 @@ def send_now(request: Request, edition_id: EditionId) -> EditionDetail:
 )
 def schedule_at(request: Request, edition_id: EditionId, body: ScheduleRequest) -> EditionDetail:
     return _with_edition(
-        request, edition_id, lambda _, edition, __: editions.schedule(edition, body.at, now=now())
+        request,
+        edition_id,
+        lambda _, edition, __: editions.schedule(edition, body.at, now=now(request)),
     )
 
 
@@ -441,7 +443,7 @@ def resume(request: Request, edition_id: EditionId) -> EditionDetail:
 )
 def cancel(request: Request, edition_id: EditionId) -> EditionDetail:
     return _with_edition(
-        request, edition_id, lambda db, edition, _: editions.cancel(db, edition, now=now())
+        request, edition_id, lambda db, edition, _: editions.cancel(db, edition, now=now(request))
     )
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime
 from typing import Protocol
 
+from newsletter.clock import Clock
 from newsletter.config import Settings
 from newsletter.db import session_scope
 from newsletter.delivery.errors import DeliveryError
@@ -34,8 +34,9 @@ class CeleryNotifier:
 class ThreadNotifier:
     """No broker configured (a laptop): send from a background thread, no retries."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock) -> None:
         self.settings = settings
+        self.clock = clock
 
     def __call__(self, kind: str, subscriber_id: int, list_ids: list[int]) -> None:
         threading.Thread(
@@ -46,7 +47,7 @@ class ThreadNotifier:
         build = notices.confirmation if kind == "confirm" else notices.welcome
         with session_scope(self.settings.database_url) as session:
             notice = build(
-                session, subscriber_id, list_ids, settings=self.settings, now=datetime.now(UTC)
+                session, subscriber_id, list_ids, settings=self.settings, now=self.clock()
             )
         if notice is None:
             return
@@ -57,8 +58,8 @@ class ThreadNotifier:
             log.warning("%s notice to subscriber %s failed: %s", kind, subscriber_id, error)
 
 
-def default_notifier(settings: Settings) -> Notifier:
-    return CeleryNotifier() if settings.redis_url else ThreadNotifier(settings)
+def default_notifier(settings: Settings, clock: Clock) -> Notifier:
+    return CeleryNotifier() if settings.redis_url else ThreadNotifier(settings, clock)
 
 
 class EditionSender(Protocol):
@@ -91,8 +92,9 @@ class CeleryEditionSender:
 class ThreadEditionSender:
     """No broker configured (a laptop): the work of the tasks, in a background thread."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock) -> None:
         self.settings = settings
+        self.clock = clock
 
     def send(self, edition_id: int) -> None:
         threading.Thread(target=self._send, args=(edition_id,), daemon=True).start()
@@ -103,9 +105,7 @@ class ThreadEditionSender:
     def _send(self, edition_id: int) -> None:
         from newsletter.delivery.send import deliver_batch, pending_batches, start_sending
 
-        def now() -> datetime:
-            return datetime.now(UTC)
-
+        now = self.clock
         with session_scope(self.settings.database_url) as session:
             start_sending(session, edition_id, now=now())
         with session_scope(self.settings.database_url) as session:
@@ -116,22 +116,22 @@ class ThreadEditionSender:
 
     def _test(self, edition_id: int, address: str) -> None:
         try:
-            send_test_copy(edition_id, address, self.settings)
+            send_test_copy(edition_id, address, self.settings, self.clock)
         except DeliveryError as error:
             log.warning("test copy of edition %s to %s failed: %s", edition_id, address, error)
 
 
-def send_test_copy(edition_id: int, address: str, settings: Settings) -> None:
+def send_test_copy(edition_id: int, address: str, settings: Settings, clock: Clock) -> None:
     """Build and send the [TEST] copy now (the task and the thread both call this)."""
     from newsletter.editions.service import get_edition, test_message
 
     with session_scope(settings.database_url) as session:
         edition = get_edition(session, edition_id)
-        message = test_message(edition, address, settings, now=datetime.now(UTC))
+        message = test_message(edition, address, settings, now=clock())
         sender = edition.newsletter_list.from_address
     with outgoing_transport(settings) as transport:
         transport.send(sender, address, message.data)
 
 
-def default_edition_sender(settings: Settings) -> EditionSender:
-    return CeleryEditionSender() if settings.redis_url else ThreadEditionSender(settings)
+def default_edition_sender(settings: Settings, clock: Clock) -> EditionSender:
+    return CeleryEditionSender() if settings.redis_url else ThreadEditionSender(settings, clock)

@@ -107,8 +107,9 @@ def subscribe(
 def _confirm_token(request: Request, token: str) -> tuple[int, list[int]]:
     settings = web(request).settings
     return read_confirm_token(
-        settings.secret_key, token, max_age_s=settings.confirm_token_max_age_hours * 3600
-    )
+        settings.secret_key, token, max_age_s=settings.confirm_token_max_age_hours * 3600,
+        now=now(request),
+    )  # fmt: skip
 
 
 @router.get("/confirm/{token}", response_class=HTMLResponse, summary="Confirmation page")
@@ -142,7 +143,7 @@ def confirm(request: Request, token: Token) -> HTMLResponse:
         return _bad_link(request, error)
     with session_scope(settings.database_url) as session:
         result = readers.confirm(
-            session, subscriber_id, list_ids, client=client(request, "link"), now=now()
+            session, subscriber_id, list_ids, client=client(request, "link"), now=now(request)
         )
         confirmed = [nl.id for nl in result.newly_confirmed] if result else []
         names = (
@@ -220,7 +221,7 @@ def unsubscribe(
     with session_scope(web(request).settings.database_url) as session:
         nl = readers.unsubscribe(
             session, reader.subscriber_id, reader.list_id,
-            client=client(request, "one-click" if is_one_click else "page"), now=now(),
+            client=client(request, "one-click" if is_one_click else "page"), now=now(request),
         )  # fmt: skip
         list_name = nl.name if nl else "this list"
     if is_one_click:
@@ -290,7 +291,7 @@ def save_preferences(
             )
             readers.update_preferences(
                 session, reader.subscriber_id, wanted, client=client(request, "preferences"),
-                now=now(),
+                now=now(request),
             )  # fmt: skip
     except ListError as error:
         return _preferences_page(request, token, reader, error=str(error), status=400)
@@ -308,7 +309,7 @@ def unsubscribe_everything(request: Request, token: Token) -> HTMLResponse:
         return _bad_link(request, error)
     with session_scope(web(request).settings.database_url) as session:
         readers.unsubscribe_all(
-            session, reader.subscriber_id, client=client(request, "preferences"), now=now()
+            session, reader.subscriber_id, client=client(request, "preferences"), now=now(request)
         )
     return _preferences_page(request, token, reader, notice="You are unsubscribed from every list.")
 
@@ -345,7 +346,7 @@ def erase(
         )  # fmt: skip
     with session_scope(web(request).settings.database_url) as session:
         readers.erase(
-            session, reader.subscriber_id, client=client(request, "preferences"), now=now()
+            session, reader.subscriber_id, client=client(request, "preferences"), now=now(request)
         )
     return message(
         request, "Your data is deleted",

@@ -70,7 +70,7 @@ def sign_up(
             raise SignupRefused(f"lists: {error}") from None
         result = request_signup(
             session, email=address, name=clean_name, lists=lists,
-            frequency=Frequency(frequency), client=who, wording=SIGNUP_WORDING, now=now(),
+            frequency=Frequency(frequency), client=who, wording=SIGNUP_WORDING, now=now(request),
         )  # fmt: skip
     if result.pending_list_ids:
         state.notifier("confirm", result.subscriber_id, result.pending_list_ids)

@@ -68,7 +68,8 @@ def reader_pages(session: Session, settings: Settings, email: str) -> Reader:
         email,
         {
             "subscribe": "/subscribe",
-            "confirm": "/confirm/" + make_confirm_token(key, subscriber_id, [list_id]),
+            "confirm": "/confirm/"
+            + make_confirm_token(key, subscriber_id, [list_id], now=datetime.now(UTC)),
             "preferences": "/preferences/" + make_token(key, PREFERENCES, subscriber_id, list_id),
             "unsubscribe": "/unsubscribe/" + make_token(key, UNSUBSCRIBE, subscriber_id, list_id),
         },

@@ -12,10 +12,11 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from newsletter.models import Edition, NewsletterList
+from newsletter.models import Edition, Frequency, NewsletterList
 from newsletter.posts.ingest import upsert_posts
 from newsletter.subscriptions.service import Signup, import_subscribers
 from tests.factories import post
@@ -26,9 +27,9 @@ from tests.smtp_server import RecordingHandler
 READERS = [f"reader{i:02d}@example.com" for i in range(20)]
 
 
-def due_list(session: Session, nl: NewsletterList) -> None:
-    """The list's time today was two minutes ago (UTC), with news published before it."""
-    now = datetime.now(UTC)
+def due_list(session: Session, nl: NewsletterList, now: datetime) -> dict[str, str]:
+    """The list's time today was two minutes before ``now`` (UTC), with news published
+    before it. Returns the environment that starts every process's clock at ``now``."""
     moment = now - timedelta(minutes=2)
     if moment.date() != now.date():  # just after midnight: the time must be today
         moment = now.replace(hour=0, minute=0)
@@ -36,6 +37,13 @@ def due_list(session: Session, nl: NewsletterList) -> None:
     upsert_posts(session, [post(i, moment - timedelta(hours=1 + i)) for i in range(3)])
     import_subscribers(session, nl, [Signup(r) for r in READERS], now=now, source="test")
     session.commit()
+    return {"NEWSLETTER_CLOCK_START": now.isoformat()}
+
+
+def daily_editions(session: Session) -> int:
+    # On the list's weekly day a weekly edition is built too (for its weekly readers).
+    count = select(func.count()).select_from(Edition).where(Edition.frequency == Frequency.DAILY)
+    return session.scalar(count) or 0
 
 
 def one_message_each(smtp: RecordingHandler) -> None:
@@ -44,14 +52,23 @@ def one_message_each(smtp: RecordingHandler) -> None:
     assert max(per_reader.values()) == 1, "a reader received the edition twice"
 
 
+@pytest.mark.parametrize(
+    "now",
+    [
+        datetime(2025, 5, 16, 0, 1, 30, tzinfo=UTC),  # the list's time was just before midnight
+        datetime(2027, 3, 28, 0, 59, 30, tzinfo=UTC),  # a Sunday: the weekly edition's day too
+        datetime(2025, 5, 16, 23, 59, 0, tzinfo=UTC),
+    ],
+    ids=["00:01Z", "dst-sunday", "23:59Z"],
+)
 def test_two_crons_at_the_same_moment_send_one_edition(
     broker: str, session: Session, daily_list: NewsletterList, smtp: RecordingHandler,
-    tmp_path: Path,
+    tmp_path: Path, now: datetime,
 ) -> None:  # fmt: skip
-    due_list(session, daily_list)
+    clock = due_list(session, daily_list, now)
     queue = f"newsletter-cron-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "NEWSLETTER_CELERY_QUEUE": queue}
-    worker = start_solo_worker({"NEWSLETTER_CELERY_QUEUE": queue}, tmp_path / "worker.log")
+    env = {**os.environ, **clock, "NEWSLETTER_CELERY_QUEUE": queue}
+    worker = start_solo_worker({**clock, "NEWSLETTER_CELERY_QUEUE": queue}, tmp_path / "worker.log")
     try:
         wait_for_worker(tmp_path / "worker.log", worker)
         crons = [
@@ -61,22 +78,22 @@ def test_two_crons_at_the_same_moment_send_one_edition(
         ]  # fmt: skip
         outputs = [cron.communicate(timeout=60)[0].decode() for cron in crons]
         assert all(cron.returncode == 0 for cron in crons), outputs
-        edition_id = session.scalar(select(Edition.id))
+        edition_id = session.scalar(select(Edition.id).where(Edition.frequency == Frequency.DAILY))
         assert edition_id is not None, outputs
         wait_until_sent(edition_id, timeout=60)
     finally:
         stop_worker(worker)
-    assert session.scalar(select(func.count()).select_from(Edition)) == 1
+    assert daily_editions(session) == 1
     one_message_each(smtp)
 
 
 def test_beat_sends_the_due_edition_once_however_often_it_runs(
     broker: str, session: Session, daily_list: NewsletterList, smtp: RecordingHandler,
-    tmp_path: Path,
+    tmp_path: Path, now: datetime,
 ) -> None:  # fmt: skip
-    due_list(session, daily_list)
+    clock = due_list(session, daily_list, now)
     queue = f"newsletter-beat-{uuid.uuid4().hex[:8]}"
-    env = {"NEWSLETTER_CELERY_QUEUE": queue, "NEWSLETTER_BEAT_DISPATCH_SECONDS": "1"}
+    env = {**clock, "NEWSLETTER_CELERY_QUEUE": queue, "NEWSLETTER_BEAT_DISPATCH_SECONDS": "1"}
     worker = start_solo_worker(env, tmp_path / "worker.log")
     with (tmp_path / "beat.log").open("ab") as log:
         beat = subprocess.Popen(
@@ -87,7 +104,8 @@ def test_beat_sends_the_due_edition_once_however_often_it_runs(
         )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
-        while (edition_id := session.scalar(select(Edition.id))) is None:
+        daily = select(Edition.id).where(Edition.frequency == Frequency.DAILY)
+        while (edition_id := session.scalar(daily)) is None:
             assert time.monotonic() < deadline, (tmp_path / "beat.log").read_text()[-2000:]
             time.sleep(0.2)
             session.rollback()  # see the beat's commits
@@ -97,5 +115,5 @@ def test_beat_sends_the_due_edition_once_however_often_it_runs(
         stop_worker(beat)
         stop_worker(worker)
     assert (tmp_path / "beat.log").read_text().count("dispatch_due_editions") >= 3
-    assert session.scalar(select(func.count()).select_from(Edition)) == 1
+    assert daily_editions(session) == 1
     one_message_each(smtp)

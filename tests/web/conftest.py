@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from newsletter.clock import FrozenClock
 from newsletter.config import Settings
 from newsletter.editors.service import create_editor, create_token
 from newsletter.lists.service import ListSpec, create_list
@@ -109,7 +110,7 @@ def edition_sender() -> RecordingEditionSender:
 @pytest.fixture
 def make_client(
     session: Session, settings: Settings, notifier: RecordingNotifier,
-    edition_sender: RecordingEditionSender,
+    edition_sender: RecordingEditionSender, clock: FrozenClock,
 ) -> Iterator[AppFactory]:  # fmt: skip
     """Build a client on a fresh app, optionally with changed settings."""
     clients: list[TestClient] = []
@@ -121,7 +122,9 @@ def make_client(
         # Rate limits in this app's own memory, even when an earlier test (the live server)
         # pointed the process at Redis: every test starts with fresh limits.
         changed = settings.model_copy(update={"redis_url": "", **overrides})
-        app: FastAPI = create_app(changed, notifier=notifier, edition_sender=edition_sender)
+        app: FastAPI = create_app(
+            changed, notifier=notifier, edition_sender=edition_sender, clock=clock
+        )
         test_client = TestClient(
             app,
             headers={"user-agent": USER_AGENT, **(headers or {})},

@@ -18,6 +18,7 @@ from newsletter.config import Settings
 from newsletter.delivery.send import Progress, deliver_batch, pending_batches, start_sending
 from newsletter.delivery.transports import MemoryTransport
 from newsletter.digest.build import ordered_items
+from newsletter.lists.service import ListSpec, create_list
 from newsletter.models import (
     Delivery,
     Edition,
@@ -31,6 +32,7 @@ from newsletter.rendering import placeholders
 from newsletter.subscriptions.service import Signup, subscribe
 from newsletter.web.admin.editions import measure
 from tests.factories import edition_with_readers, post
+from tests.moments import AROUND_THE_CLOCK, SEND_AT, inside_todays_window
 from tests.web.conftest import (
     EDITOR_EMAIL,
     AdminClient,
@@ -140,11 +142,15 @@ def test_dashboard_lists_paused_and_failing_feeds_with_their_errors(
     assert "Fine feed" not in text
 
 
+@pytest.mark.parametrize(("now", "timezone"), AROUND_THE_CLOCK)
 def test_prepare_todays_edition_builds_it_and_opens_it(
-    admin: AdminClient, session: Session, daily_list: NewsletterList
+    admin: AdminClient, session: Session, now: datetime, timezone: str
 ) -> None:
-    # Published an hour ago: whatever the time of day, inside today's edition's window.
-    upsert_posts(session, [post(1, datetime.now(UTC) - timedelta(hours=1), title="Fresh news")])
+    create_list(session, ListSpec(slug="daily", name="Shortlysts Daily",
+                                  from_address="daily@shortlysts.example.com",
+                                  schedule=SEND_AT, timezone=timezone))  # fmt: skip
+    published = inside_todays_window(now, timezone)
+    upsert_posts(session, [post(1, published, title="Fresh news")])
     session.commit()
 
     response = admin.post("/admin/lists/daily/today")
@@ -407,10 +413,10 @@ def test_send_a_test_goes_to_the_signed_in_editor(
 
 
 def test_send_now_approves_the_edition_and_hands_it_to_the_workers(
-    admin: AdminClient, session: Session, edition: Edition, edition_sender: RecordingEditionSender
-) -> None:
+    admin: AdminClient, session: Session, edition: Edition, edition_sender: RecordingEditionSender,
+    now: datetime,
+) -> None:  # fmt: skip
     set_status(session, edition, EditionStatus.DRAFT)
-    before = datetime.now(UTC)
 
     page = followed(admin, admin.post(f"/admin/editions/{edition.id}/send"))
 
@@ -418,7 +424,7 @@ def test_send_now_approves_the_edition_and_hands_it_to_the_workers(
     after = stored(session, edition.id)
     assert after.status == EditionStatus.SCHEDULED
     assert after.scheduled_at is not None
-    assert before - timedelta(seconds=1) <= after.scheduled_at <= datetime.now(UTC)
+    assert after.scheduled_at == now
     # The request only approves: the workers create the deliveries.
     assert session.scalar(select(func.count()).select_from(Delivery)) == 0
     assert flash(page).startswith("Sending has started")
@@ -541,11 +547,11 @@ def test_cancel_a_send_skips_the_readers_not_yet_sent_to(
 
 
 def test_progress_json_counts_a_send_under_way(
-    admin: AdminClient, session: Session, edition: Edition, settings: Settings
+    admin: AdminClient, session: Session, edition: Edition, settings: Settings, now: datetime
 ) -> None:
-    start(session, edition, datetime.now(UTC) - timedelta(seconds=10))
+    start(session, edition, now - timedelta(seconds=10))
     first = pending_batches(session, edition.id, batch_size=2)[0]
-    deliver_batch(session, first, MemoryTransport(), settings, clock=lambda: datetime.now(UTC))
+    deliver_batch(session, first, MemoryTransport(), settings, clock=lambda: now)
 
     response = admin.get(f"/admin/editions/{edition.id}/progress")
 

@@ -29,6 +29,7 @@ from newsletter.models import (
 from newsletter.posts.ingest import upsert_posts
 from newsletter.subscriptions.service import Signup, import_subscribers
 from tests.factories import edition_with_readers, post
+from tests.moments import AROUND_THE_CLOCK, SEND_AT, inside_todays_window
 from tests.web.conftest import EDITOR_EMAIL, RecordingEditionSender
 
 READERS = ["ada@example.com", "bo@example.com"]
@@ -364,11 +365,14 @@ def test_the_progress_counts_the_deliveries(
 # --- Today's edition -----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("now", "timezone"), AROUND_THE_CLOCK)
 def test_todays_edition_is_built_once(
-    api: TestClient, session: Session, daily_list: NewsletterList
+    api: TestClient, session: Session, now: datetime, timezone: str
 ) -> None:
-    # The app reads the real clock: a post published an hour ago belongs to today.
-    upsert_posts(session, [post(1, datetime.now(UTC) - timedelta(hours=1))])
+    create_list(session, ListSpec(slug="daily", name="Shortlysts Daily",
+                                  from_address="daily@shortlysts.example.com",
+                                  schedule=SEND_AT, timezone=timezone))  # fmt: skip
+    upsert_posts(session, [post(1, inside_todays_window(now, timezone))])
     session.commit()
 
     first = api.post("/api/v1/lists/daily/editions")
@@ -527,13 +531,11 @@ def test_a_sent_edition_is_not_rendered_again(
 
 
 def test_refresh_adds_posts_published_since_the_build(
-    api: TestClient, session: Session, daily_list: NewsletterList, settings: Settings
-) -> None:
-    # Built an hour early (at 06:00, for 07:00), by the app's real clock.
-    today = datetime.now(UTC).replace(hour=7, minute=0, second=0, microsecond=0)
-    if today > datetime.now(UTC):
-        today -= timedelta(days=1)
-    built_at = today - timedelta(hours=1)
+    api: TestClient, session: Session, daily_list: NewsletterList, settings: Settings,
+    now: datetime,
+) -> None:  # fmt: skip
+    # Built an hour early (at 06:00, for 07:00); the app's clock says 07:30.
+    built_at = now.replace(hour=6, minute=0)
     upsert_posts(session, [post(1, built_at - timedelta(hours=1))])
     session.commit()
     edition = edition_with_readers(
@@ -603,7 +605,11 @@ def test_an_edition_without_posts_has_no_test_copy(
 
 
 def test_send_now_hands_the_edition_to_the_workers(
-    api: TestClient, session: Session, edition: Edition, edition_sender: RecordingEditionSender
+    api: TestClient,
+    session: Session,
+    edition: Edition,
+    edition_sender: RecordingEditionSender,
+    now: datetime,
 ) -> None:
     response = api.post(f"/api/v1/editions/{edition.id}/send")
 
@@ -612,7 +618,7 @@ def test_send_now_hands_the_edition_to_the_workers(
     row = stored(session, edition)
     assert row.status == EditionStatus.SCHEDULED
     assert row.scheduled_at is not None
-    assert abs(row.scheduled_at - datetime.now(UTC)) < timedelta(minutes=1)
+    assert row.scheduled_at == now
 
 
 def test_a_sent_edition_is_not_sent_again(

@@ -26,6 +26,7 @@ from newsletter.subscriptions.tokens import (
     make_confirm_token,
     make_token,
 )
+from tests.moments import TEST_NOW
 from tests.web.conftest import NO_ROWS, RecordingNotifier, count_rows, error_paragraph
 
 FORM = "/subscribe"
@@ -337,7 +338,8 @@ def bad_tokens(settings: Settings, reader: Reader, purpose: str) -> list[tuple[s
         ("truncated", good[: len(good) // 2]),
         ("payload-swapped", someone_else + "." + good.split(".")[1]),
         ("wrong-purpose", make_token(secret, other_purpose, reader.subscriber_id, reader.list_id)),
-        ("confirm-token", make_confirm_token(secret, reader.subscriber_id, [reader.list_id])),
+        ("confirm-token", make_confirm_token(secret, reader.subscriber_id, [reader.list_id],
+                                             now=TEST_NOW)),
         ("other-secret", make_token("other-secret", purpose, reader.subscriber_id, reader.list_id)),
         ("garbage", "not-a-token"),
         ("sql", "1' OR '1'='1"),
@@ -346,7 +348,7 @@ def bad_tokens(settings: Settings, reader: Reader, purpose: str) -> list[tuple[s
 
 def bad_confirm_tokens(settings: Settings, reader: Reader) -> list[tuple[str, str]]:
     secret = settings.secret_key
-    good = make_confirm_token(secret, reader.subscriber_id, [reader.list_id])
+    good = make_confirm_token(secret, reader.subscriber_id, [reader.list_id], now=TEST_NOW)
     flipped = (
         good[:-6] + ("A" if good[-6] != "A" else "B") + good[-5:]
     )  # not the last char: it holds padding bits
@@ -354,7 +356,10 @@ def bad_confirm_tokens(settings: Settings, reader: Reader) -> list[tuple[str, st
         ("tampered-signature", flipped),
         ("truncated", good[: len(good) // 2]),
         ("wrong-purpose", make_token(secret, UNSUBSCRIBE, reader.subscriber_id, reader.list_id)),
-        ("other-secret", make_confirm_token("another-secret", reader.subscriber_id, [1])),
+        (
+            "other-secret",
+            make_confirm_token("another-secret", reader.subscriber_id, [1], now=TEST_NOW),
+        ),
         ("garbage", "not-a-token"),
     ]
 

@@ -24,6 +24,7 @@ from newsletter.subscriptions.tokens import (
     make_token,
 )
 from tests.factories import edition_with_readers
+from tests.moments import TEST_NOW
 from tests.web.conftest import AppFactory, RecordingNotifier
 
 SECURITY_HEADERS = {
@@ -112,7 +113,9 @@ def test_metrics_follow_signups_confirmations_and_unsubscribes(
     assert metric(client, "newsletter_signups_total") == 4  # one per list asked for
 
     first = notifier.of_kind("confirm")[0]
-    token = make_confirm_token(settings.secret_key, first.subscriber_id, first.list_ids)
+    token = make_confirm_token(
+        settings.secret_key, first.subscriber_id, first.list_ids, now=TEST_NOW
+    )
     assert client.post(f"/confirm/{token}").status_code == 200
     assert metric(client, "newsletter_confirmations_total") == 2
     assert metric(client, "newsletter_subscriptions", status="confirmed") == 2
@@ -157,14 +160,14 @@ def reader_tokens(
         session,
         lists[0],
         Signup("ada@example.com"),
-        now=datetime.now(UTC),
+        now=TEST_NOW,
         confirmed=True,
         source="test",
     )
     session.commit()
     sid, lid = subscription.subscriber_id, subscription.list_id
     return {
-        "confirm": make_confirm_token(settings.secret_key, sid, [lid]),
+        "confirm": make_confirm_token(settings.secret_key, sid, [lid], now=TEST_NOW),
         "unsubscribe": make_token(settings.secret_key, UNSUBSCRIBE, sid, lid),
         "preferences": make_token(settings.secret_key, PREFERENCES, sid, lid),
     }

@@ -26,6 +26,7 @@ from newsletter.models import (
 )
 from newsletter.subscriptions.tokens import PREFERENCES, make_confirm_token, make_token
 from tests.factories import edition_with_readers
+from tests.moments import TEST_NOW
 from tests.web.conftest import error_paragraph, visible_text
 
 EMAIL = "ada@example.com"
@@ -63,7 +64,7 @@ def reader(
 
 
 def _confirm_token(settings: Settings, subscriber_id: int, list_id: int) -> str:
-    return make_confirm_token(settings.secret_key, subscriber_id, [list_id])
+    return make_confirm_token(settings.secret_key, subscriber_id, [list_id], now=TEST_NOW)
 
 
 def test_preferences_page_shows_the_current_choices(client: TestClient, reader: str) -> None:

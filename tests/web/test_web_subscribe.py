@@ -19,6 +19,7 @@ from newsletter.models import (
 )
 from newsletter.subscriptions.tokens import make_confirm_token
 from newsletter.web.context import SIGNUP_WORDING
+from tests.moments import TEST_NOW
 from tests.web.conftest import (
     NO_ROWS,
     USER_AGENT,
@@ -44,7 +45,9 @@ def confirm_directly(client: TestClient, notifier: RecordingNotifier) -> None:
     """Follow the confirmation link the last confirm notice would carry."""
     notice = notifier.of_kind("confirm")[-1]
     settings = client.app.state.web.settings  # type: ignore[attr-defined]
-    token = make_confirm_token(settings.secret_key, notice.subscriber_id, notice.list_ids)
+    token = make_confirm_token(
+        settings.secret_key, notice.subscriber_id, notice.list_ids, now=TEST_NOW
+    )
     assert client.post(f"/confirm/{token}").status_code == 200
 
 

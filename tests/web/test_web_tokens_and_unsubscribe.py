@@ -9,17 +9,16 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from itsdangerous.timed import TimestampSigner
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from newsletter.clock import FrozenClock
 from newsletter.config import Settings
 from newsletter.delivery.send import deliver_batch, pending_batches, start_sending
 from newsletter.delivery.transports import MemoryTransport
@@ -37,6 +36,7 @@ from newsletter.subscriptions import notices, readers
 from newsletter.subscriptions.consent import Client
 from newsletter.subscriptions.tokens import UNSUBSCRIBE, make_confirm_token, make_token
 from tests.factories import edition_with_readers
+from tests.moments import TEST_NOW
 from tests.web.conftest import RecordingNotifier, error_paragraph, visible_text
 
 EMAIL = "ada@example.com"
@@ -51,8 +51,8 @@ MULTIPART_ONE_CLICK = (
 ).encode()
 
 
-def clock() -> datetime:
-    return datetime.now(UTC)
+def at_test_time() -> datetime:
+    return TEST_NOW
 
 
 def parse(data: bytes) -> EmailMessage:
@@ -87,7 +87,7 @@ def confirm_path(session: Session, settings: Settings, notifier: RecordingNotifi
     """The link in the confirmation email the app asked to send, built as the worker does."""
     notice = notifier.of_kind("confirm")[-1]
     built = notices.confirmation(
-        session, notice.subscriber_id, notice.list_ids, settings=settings, now=clock()
+        session, notice.subscriber_id, notice.list_ids, settings=settings, now=at_test_time()
     )
     assert built is not None
     text = parse(built.data).get_body(("plain",))
@@ -191,15 +191,15 @@ def expired_path(
     settings: Settings,
     daily_list: NewsletterList,
     notifier: RecordingNotifier,
-    monkeypatch: pytest.MonkeyPatch,
+    now: datetime,
 ) -> str:
     """A genuine confirmation link signed just over its lifetime ago."""
     sign_up(client, notifier)
     notice = notifier.of_kind("confirm")[-1]
-    signed_at = int(time.time()) - settings.confirm_token_max_age_hours * 3600 - 60
-    with monkeypatch.context() as patch:
-        patch.setattr(TimestampSigner, "get_timestamp", lambda self: signed_at)
-        token = make_confirm_token(settings.secret_key, notice.subscriber_id, notice.list_ids)
+    signed_at = now - timedelta(hours=settings.confirm_token_max_age_hours, seconds=60)
+    token = make_confirm_token(
+        settings.secret_key, notice.subscriber_id, notice.list_ids, now=signed_at
+    )
     return f"/confirm/{token}"
 
 
@@ -228,14 +228,14 @@ def test_confirm_link_just_inside_its_lifetime_still_works(
     settings: Settings,
     daily_list: NewsletterList,
     notifier: RecordingNotifier,
-    monkeypatch: pytest.MonkeyPatch,
+    now: datetime,
 ) -> None:
     sign_up(client, notifier)
     notice = notifier.of_kind("confirm")[-1]
-    signed_at = int(time.time()) - settings.confirm_token_max_age_hours * 3600 + 60
-    with monkeypatch.context() as patch:
-        patch.setattr(TimestampSigner, "get_timestamp", lambda self: signed_at)
-        token = make_confirm_token(settings.secret_key, notice.subscriber_id, notice.list_ids)
+    signed_at = now - timedelta(hours=settings.confirm_token_max_age_hours, seconds=-60)
+    token = make_confirm_token(
+        settings.secret_key, notice.subscriber_id, notice.list_ids, now=signed_at
+    )
 
     assert client.post(f"/confirm/{token}").status_code == 200
     assert subscription_of(session).status == SubscriptionStatus.CONFIRMED
@@ -287,7 +287,7 @@ def test_confirm_link_of_an_erased_reader_confirms_nothing(
     client: TestClient, session: Session, pending: str
 ) -> None:
     subscriber_id = subscription_of(session).subscriber_id
-    assert readers.erase(session, subscriber_id, client=Client("test"), now=clock())
+    assert readers.erase(session, subscriber_id, client=Client("test"), now=at_test_time())
     session.commit()
 
     response = client.post(pending)
@@ -445,7 +445,7 @@ def test_list_unsubscribe_header_of_a_digest_works_with_one_click(
     session.commit()
     transport = MemoryTransport()
     for batch in pending_batches(session, edition.id, settings.batch_size):
-        deliver_batch(session, batch, transport, settings, clock=clock)
+        deliver_batch(session, batch, transport, settings, clock=at_test_time)
     [(_, _, data)] = transport.sent
     message = parse(data)
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -485,7 +485,7 @@ def test_unsubscribe_takes_effect_for_a_send_in_progress(
 
     transport = MemoryTransport()
     for batch in pending_batches(session, edition.id, settings.batch_size):
-        deliver_batch(session, batch, transport, settings, clock=clock)
+        deliver_batch(session, batch, transport, settings, clock=at_test_time)
 
     assert sorted(recipient for _, recipient, _ in transport.sent) == [
         "ann@example.com",
@@ -530,12 +530,11 @@ def test_old_unsubscribe_link_keeps_working(
     session: Session,
     settings: Settings,
     subscribed: Subscription,
-    monkeypatch: pytest.MonkeyPatch,
+    clock: FrozenClock,
 ) -> None:
     """Unsubscribe links never expire: an email from years ago must still work."""
     path = unsubscribe_path(settings, subscribed)
-    later = time.time() + timedelta(days=3 * 365).total_seconds()
-    monkeypatch.setattr(time, "time", lambda: later)
+    clock.advance(timedelta(days=3 * 365))
 
     response = client.post(
         path, content=ONE_CLICK, headers={"content-type": "application/x-www-form-urlencoded"}

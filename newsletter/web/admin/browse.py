@@ -143,7 +143,7 @@ def _lists_page(
     typed: dict[str, ListSettings] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    moment = now()
+    moment = now(request)
     with session_scope(web(request).settings.database_url) as session:
         lists = session.scalars(select(NewsletterList).order_by(NewsletterList.name)).all()
         forms = {

@@ -122,7 +122,7 @@ def prepare_today(request: Request, slug: Slug) -> Response:
         nl = get_list(session, slug, missing_ok=True)
         if nl is None:
             return not_found(request, f"There is no list {slug!r}.")
-        result = todays_edition(session, nl, now=now(), settings=settings)
+        result = todays_edition(session, nl, now=now(request), settings=settings)
         edition = result.edition
         if edition.status == EditionStatus.SKIPPED:
             flash = f"Today's edition has no posts yet: {edition.skip_reason}."

@@ -152,7 +152,7 @@ def _edition_page(
 ) -> HTMLResponse:
     """The page, optionally with an error and the form values the editor typed."""
     settings = web(request).settings
-    moment = now()
+    moment = now(request)
     with session_scope(settings.database_url) as session:
         edition = session.get(Edition, edition_id)
         if edition is None:
@@ -237,7 +237,7 @@ def progress_json(request: Request, edition_id: EditionId) -> JSONResponse:
         edition = session.get(Edition, edition_id)
         if edition is None:
             return JSONResponse({"detail": f"There is no edition {edition_id}."}, status_code=404)
-        state = send_progress(session, edition, now=now())
+        state = send_progress(session, edition, now=now(request))
     return JSONResponse(asdict(state), headers={"cache-control": "no-store"})
 
 
@@ -320,7 +320,9 @@ def rerender(request: Request, edition_id: EditionId) -> Response:
 )
 def refresh(request: Request, edition_id: EditionId) -> Response:
     def run(session: Session, edition: Edition) -> str:
-        added = service.refresh_posts(session, edition, now=now(), settings=web(request).settings)
+        added = service.refresh_posts(
+            session, edition, now=now(request), settings=web(request).settings
+        )
         if not added:
             return "No new posts since this edition was built."
         return f"Added {added} new post{'s' if added != 1 else ''} at the top."
@@ -357,7 +359,7 @@ def send_test(request: Request, edition_id: EditionId) -> Response:
 )
 def send_now(request: Request, edition_id: EditionId) -> Response:
     def run(session: Session, edition: Edition) -> str:
-        moment = now()
+        moment = now(request)
         service.schedule(edition, moment, now=moment)
         return "Sending has started: the numbers below move as the messages go out."
 
@@ -376,7 +378,7 @@ def schedule(
     def run(session: Session, edition: Edition) -> str:
         tz = edition.newsletter_list.timezone
         moment = local_moment(at, tz)
-        service.schedule(edition, moment, now=now())
+        service.schedule(edition, moment, now=now(request))
         return f"Scheduled for {local_time(moment, tz)}."
 
     return _act(request, edition_id, run, typed={"at": at})
@@ -403,7 +405,7 @@ def resume(request: Request, edition_id: EditionId) -> Response:
 @router.post("/{edition_id}/cancel", response_class=HTMLResponse, summary="Cancel the edition")
 def cancel(request: Request, edition_id: EditionId) -> Response:
     def run(session: Session, edition: Edition) -> str:
-        dropped = service.cancel(session, edition, now=now())
+        dropped = service.cancel(session, edition, now=now(request))
         if not dropped:
             return "Cancelled: this edition will not be sent."
         return f"Cancelled: {dropped:,} readers not yet sent to will not get it."

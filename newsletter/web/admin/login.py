@@ -47,7 +47,7 @@ def login(
     next: Annotated[str, Form(max_length=500)] = "/admin",
 ) -> Response:
     with session_scope(web(request).settings.database_url) as session:
-        editor = authenticate(session, email, password, now=now())
+        editor = authenticate(session, email, password, now=now(request))
         if editor is not None:
             sign_in(request, editor)
             return RedirectResponse(_safe_next(next), status_code=303)
