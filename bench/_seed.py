@@ -53,9 +53,8 @@ def seed(subscribers: int) -> Seeded:
     from newsletter import migrate
     from newsletter.config import get_settings
     from newsletter.db import Base, get_engine, session_scope
-    from newsletter.delivery.personalise import Recipient
-    from newsletter.delivery.send import prepare_edition
-    from newsletter.digest.build import build_edition
+    from newsletter.delivery.prepared import Recipient, prepare_edition
+    from newsletter.editions.build import build_edition
     from newsletter.lists.service import ListSpec, create_list
     from newsletter.models import NewsletterList, Subscriber, Subscription, SubscriptionStatus
     from newsletter.posts.ingest import upsert_posts

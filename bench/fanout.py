@@ -30,7 +30,8 @@ def main() -> None:
     bench_environment()
 
     from newsletter.db import session_scope
-    from newsletter.delivery.send import pending_batches, start_sending
+    from newsletter.delivery.fanout import pending_batches
+    from newsletter.editions.lifecycle import start_sending
 
     seeded = seed(args.subscribers)
     started = time.perf_counter()

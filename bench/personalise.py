@@ -17,7 +17,7 @@ import time
 
 from render import BUDGET, CONTEXT, emit, prepared, stories  # bench/ is on sys.path when run
 
-from newsletter.delivery.personalise import Recipient
+from newsletter.delivery.prepared import Recipient
 from newsletter.rendering.digest import render_digest
 
 

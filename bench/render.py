@@ -19,7 +19,7 @@ import statistics
 import time
 from datetime import UTC, date, datetime
 
-from newsletter.delivery.personalise import PreparedEdition
+from newsletter.delivery.prepared import PreparedEdition
 from newsletter.posts.sources import parse_feed
 from newsletter.rendering.digest import DigestContext, Story, render_digest
 from newsletter.resources import data_path

@@ -125,7 +125,9 @@ def main() -> None:
     )
 
     from newsletter.db import session_scope
-    from newsletter.delivery.send import pending_batches, progress, start_sending
+    from newsletter.delivery.fanout import pending_batches
+    from newsletter.delivery.progress import progress
+    from newsletter.editions.lifecycle import start_sending
 
     seeded = seed(args.subscribers)
     database_url, edition_id, size = seeded.database_url, seeded.edition_id, seeded.message_bytes
@@ -162,7 +164,7 @@ def main() -> None:
         while True:
             peak = max(peak, rss_mb(process_tree(worker.pid)))
             with session_scope(database_url) as session:
-                state = progress(session, edition_id)
+                state = progress(session, edition_id, now=datetime.now(UTC))
             if state.remaining == 0 or time.monotonic() > deadline:
                 break
             time.sleep(0.5)

@@ -94,7 +94,7 @@ def prepare_database(env: dict[str, str]) -> str:
     from newsletter import migrate
     from newsletter.config import get_settings
     from newsletter.db import session_scope
-    from newsletter.lists.service import ListSpec, create_list, get_list
+    from newsletter.lists.service import ListSpec, create_list, find_list
     from newsletter.subscriptions.service import Signup, subscribe
     from newsletter.subscriptions.tokens import UNSUBSCRIBE, make_token
 
@@ -102,7 +102,7 @@ def prepare_database(env: dict[str, str]) -> str:
     settings = get_settings()
     migrate.upgrade(settings.database_url)
     with session_scope(settings.database_url) as session:
-        nl = get_list(session, LIST_SLUG, missing_ok=True) or create_list(
+        nl = find_list(session, LIST_SLUG) or create_list(
             session,
             ListSpec(slug=LIST_SLUG, name="Bench Daily", from_address="bench@example.com"),
         )

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
-from newsletter.digest.build import build_edition
+from newsletter.editions.build import build_edition
 from newsletter.models import Edition, NewsletterList
 from newsletter.posts.ingest import upsert_posts
 from newsletter.posts.schema import PostIn

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from newsletter.digest.schedule import local_date, scheduled_time
+from newsletter.lists.schedule import local_date, scheduled_time
 
 SEND_AT = "0 7 * * *"
 # The time every in-process test runs at unless it says otherwise (the ``now`` fixture):

@@ -8,6 +8,7 @@ from celery import Celery
 from celery.schedules import crontab
 
 from newsletter.config import get_settings
+from newsletter.handoff import celery_config
 
 # Countdowns of retried batches stay well below this, or Redis would hand them out twice.
 VISIBILITY_TIMEOUT_S = 2 * 60 * 60
@@ -22,15 +23,11 @@ def create_app() -> Celery:
         )
     app = Celery("newsletter", broker=settings.redis_url, include=["workers.tasks"])
     app.conf.update(
-        task_default_queue=settings.celery_queue,
-        task_ignore_result=True,
-        task_serializer="json",
-        accept_content=["json"],
+        **celery_config(settings),
         # Tasks are idempotent on the delivery ledger, so a lost worker's task may run again.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
         worker_hijack_root_logger=False,
         timezone="UTC",

@@ -13,11 +13,11 @@ from newsletter.cli.demo import demo
 from newsletter.cli.dispatch import dispatch
 from newsletter.cli.serve import serve
 from newsletter.config import ConfigurationError
-from newsletter.delivery.send import SendError
+from newsletter.delivery.progress import UnknownEdition
 from newsletter.delivery.transports import TransportConfigError
-from newsletter.digest.schedule import ScheduleError
 from newsletter.editions.service import EditionError
 from newsletter.editors.service import EditorError
+from newsletter.lists.schedule import ScheduleError
 from newsletter.lists.service import ListError
 from newsletter.posts.sources import SourceError
 from newsletter.rendering.render import RenderError
@@ -44,7 +44,7 @@ app.command()(serve)
 
 # Errors a person can act on: shown as one line, not a traceback.
 USER_ERRORS = (
-    CommandError, ConfigurationError, SendError, TransportConfigError, ScheduleError,
+    CommandError, ConfigurationError, UnknownEdition, TransportConfigError, ScheduleError,
     ListError, SourceError, RenderError, RuntimeFailure, InvalidAddress, EditionError,
     EditorError,
 )  # fmt: skip

@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from newsletter.clock import Clock, clock_for
 from newsletter.config import Settings, get_settings
 from newsletter.db import session_scope
-from newsletter.delivery.send import progress
+from newsletter.delivery.progress import progress
+from newsletter.handoff import CeleryHandoff, Handoff
 
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
@@ -56,16 +58,24 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
+@dataclass(frozen=True)
+class Queue:
+    """The workers, as a command sees them: where to hand work, and whether they are ours."""
+
+    handoff: Handoff
+    local_worker: bool  # started by this command, so it must wait for the work to finish
+
+
 @contextmanager
-def queue() -> Iterator[bool]:
-    """Make the broker reachable for this command; yields whether a local worker runs.
+def queue() -> Iterator[Queue]:
+    """Make the broker reachable for this command; yields the hand-off to its workers.
 
     With NEWSLETTER_REDIS_URL set, tasks go to that Redis and the deployment's workers. Unset,
     an embedded Redis and a Celery worker run under var/ for as long as this command does.
     """
     current = settings()
     if current.redis_url:
-        yield False
+        yield Queue(CeleryHandoff(current), local_worker=False)
         return
     from newsletter.runtime import celery_worker, embedded_redis
 
@@ -81,7 +91,7 @@ def queue() -> Iterator[bool]:
             }
             console.print("[dim]Started an embedded Redis and a Celery worker (var/worker.log).[/]")
             with celery_worker(env, var / "worker.log"):
-                yield True
+                yield Queue(CeleryHandoff(settings()), local_worker=True)
         finally:
             os.environ.pop("NEWSLETTER_REDIS_URL", None)
             get_settings.cache_clear()
@@ -101,7 +111,7 @@ def wait_for_edition(edition_id: int, *, timeout: float = 600) -> None:
         task = bar.add_task("send", total=None, edition=edition_id, sent=0, failed=0)
         while True:
             with session_scope() as session:
-                state = progress(session, edition_id)
+                state = progress(session, edition_id, now=utcnow())
             bar.update(
                 task, total=state.total or None, completed=state.done,
                 sent=state.sent, failed=state.failed,

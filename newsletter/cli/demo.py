@@ -13,10 +13,11 @@ from newsletter.cli.common import console, queue, settings, utcnow, wait_for_edi
 from newsletter.cli.digest import PREVIEW_READER
 from newsletter.cli.posts import print_import_report
 from newsletter.db import session_scope
-from newsletter.delivery.send import prepare_edition, progress
-from newsletter.digest.build import build_edition
-from newsletter.digest.schedule import edition_cutoff, local_date
-from newsletter.lists.service import ListSpec, create_list, get_list
+from newsletter.delivery.prepared import prepare_edition
+from newsletter.delivery.progress import progress
+from newsletter.editions.build import build_edition
+from newsletter.lists.schedule import edition_cutoff, local_date
+from newsletter.lists.service import ListSpec, create_list, find_list
 from newsletter.models import EditionStatus
 from newsletter.posts.ingest import upsert_posts
 from newsletter.posts.schema import PostIn
@@ -73,7 +74,7 @@ def demo() -> None:
     console.print(f"Database ready: {config.database_url}")
 
     with session_scope() as session:
-        nl = get_list(session, DEMO_LIST.slug, missing_ok=True) or create_list(session, DEMO_LIST)
+        nl = find_list(session, DEMO_LIST.slug) or create_list(session, DEMO_LIST)
         today = local_date(nl.timezone, now)
         cutoff = edition_cutoff(nl.schedule, nl.timezone, today, now)
         parsed = parse_feed(data_path("sample_feed.xml").read_bytes(), now=now)
@@ -102,14 +103,12 @@ def demo() -> None:
             "[yellow]Today's edition was sent by an earlier run; delete var/ to start over.[/]"
         )
     else:
-        with queue():
-            from workers.tasks import send_edition
-
-            send_edition.delay(edition_id)
+        with queue() as workers:
+            workers.handoff.send_edition(edition_id)
             wait_for_edition(edition_id, timeout=300)
 
     with session_scope() as session:
-        state = progress(session, edition_id)
+        state = progress(session, edition_id, now=utcnow())
     summary = Table(show_header=False, title="Demo summary", title_justify="left")
     summary.add_row("Posts imported", str(report.imported))
     summary.add_row("Stories in today's edition", str(story_count))

@@ -19,12 +19,13 @@ from newsletter.cli.common import (
     wait_for_edition,
 )
 from newsletter.db import session_scope
-from newsletter.delivery import recovery
-from newsletter.delivery.personalise import Recipient
-from newsletter.delivery.send import SendError, prepare_edition, progress
-from newsletter.digest.build import build_edition
-from newsletter.digest.schedule import local_date, zone
-from newsletter.editions import service
+from newsletter.delivery.prepared import Recipient, prepare_edition
+from newsletter.delivery.progress import progress
+from newsletter.editions import sending, service
+from newsletter.editions.build import build_edition
+from newsletter.editions.errors import TransitionError
+from newsletter.handoff import enqueue_batches
+from newsletter.lists.schedule import local_date, zone
 from newsletter.lists.service import get_list
 from newsletter.models import Edition, EditionStatus, Frequency
 
@@ -117,7 +118,7 @@ def send(
     with session_scope() as session:
         edition = _edition(session, edition_id)
         if edition.status == EditionStatus.SKIPPED:
-            raise SendError(f"edition {edition_id} was skipped: {edition.skip_reason}")
+            raise TransitionError(f"edition {edition_id} was skipped: {edition.skip_reason}")
         if edition.status == EditionStatus.SENT:
             console.print(f"Edition {edition_id} was sent already; nothing new to send.")
             return status(edition_id)
@@ -128,12 +129,10 @@ def send(
 
 def _enqueue(edition_id: int, *, wait: bool) -> None:
     """Hand a send to the workers after the commit; follow it when asked or run locally."""
-    with queue() as local_worker:
-        from workers.tasks import send_edition
-
-        send_edition.delay(edition_id)
+    with queue() as workers:
+        workers.handoff.send_edition(edition_id)
         console.print(f"Queued edition {edition_id}.")
-        if wait or local_worker:
+        if wait or workers.local_worker:
             wait_for_edition(edition_id)
     status(edition_id)
 
@@ -145,7 +144,7 @@ def status(
 ) -> None:
     """Delivery counts of an edition: sent, failed, skipped, remaining."""
     with session_scope() as session:
-        state = progress(session, edition_id)
+        state = progress(session, edition_id, now=utcnow())
     if format == "json":
         print_json({**dataclasses.asdict(state), "remaining": state.remaining})
         return
@@ -174,18 +173,16 @@ def reconcile(
         minutes=stale_minutes if stale_minutes is not None else config.stale_claim_minutes
     )
     with session_scope() as session:
-        result = recovery.reconcile(session, now=utcnow(), stale_after=stale)
+        result = sending.reconcile(session, now=utcnow(), stale_after=stale)
     console.print(
         f"{result.uncertain} deliveries marked uncertain; "
         f"editions to resume: {', '.join(map(str, result.editions)) or 'none'}."
     )
     if result.editions:
-        with queue() as local_worker:
-            from workers.tasks import enqueue_batches
-
+        with queue() as workers:
             for edition_id in result.editions:
-                enqueue_batches(edition_id)
-            if local_worker:
+                enqueue_batches(edition_id, workers.handoff, config)
+            if workers.local_worker:
                 for edition_id in result.editions:
                     wait_for_edition(edition_id)
 
@@ -194,16 +191,14 @@ def reconcile(
 def retry_uncertain(edition_id: Annotated[int, typer.Argument(help="Edition ID.")]) -> None:
     """Send an edition's uncertain deliveries again, accepting that some readers may get two."""
     with session_scope() as session:
-        count = recovery.retry_uncertain(session, edition_id, now=utcnow())
+        count = sending.retry_uncertain(session, edition_id, now=utcnow())
     if not count:
         console.print(f"Edition {edition_id} has no uncertain deliveries.")
         return
     console.print(f"Queued {count} uncertain deliveries of edition {edition_id} again.")
-    with queue() as local_worker:
-        from workers.tasks import enqueue_batches
-
-        enqueue_batches(edition_id)
-        if local_worker:
+    with queue() as workers:
+        enqueue_batches(edition_id, workers.handoff, settings())
+        if workers.local_worker:
             wait_for_edition(edition_id)
 
 
@@ -257,7 +252,7 @@ def schedule(
     when = _parse_at(at, now)
     with session_scope() as session:
         edition = service.get_edition(session, edition_id)
-        service.schedule(edition, when, now=now)
+        service.schedule(session, edition, when, now=now)
         timezone = edition.newsletter_list.timezone
     if when > now:
         console.print(
@@ -290,7 +285,7 @@ def pause(edition_id: Annotated[int, typer.Argument(help="Edition ID.")]) -> Non
     with session_scope() as session:
         service.pause(session, service.get_edition(session, edition_id))
     with session_scope() as session:
-        state = progress(session, edition_id)
+        state = progress(session, edition_id, now=utcnow())
     console.print(
         f"Paused edition {edition_id}: {state.sent} of {state.total} readers sent so far; "
         f"`newsletter digest resume {edition_id}` sends to the rest."
@@ -315,7 +310,7 @@ def cancel(edition_id: Annotated[int, typer.Argument(help="Edition ID.")]) -> No
     with session_scope() as session:
         dropped = service.cancel(session, service.get_edition(session, edition_id), now=utcnow())
     with session_scope() as session:
-        state = progress(session, edition_id)
+        state = progress(session, edition_id, now=utcnow())
     console.print(
         f"Cancelled edition {edition_id}: {dropped} readers not yet sent to will not get it "
         f"({state.sent} had been sent)."

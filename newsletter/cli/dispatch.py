@@ -6,7 +6,7 @@ import typer
 
 from newsletter.cli.common import console, queue, settings, utcnow, wait_for_edition
 from newsletter.db import session_scope
-from newsletter.dispatch import dispatch_due
+from newsletter.editions.dispatch import dispatch_due
 
 
 def dispatch(
@@ -21,12 +21,10 @@ def dispatch(
     if not ready:
         console.print("No edition is due.")
         return
-    with queue() as local_worker:
-        from workers.tasks import send_edition
-
+    with queue() as workers:
         for edition_id in ready:
-            send_edition.delay(edition_id)
+            workers.handoff.send_edition(edition_id)
             console.print(f"Queued edition {edition_id}.")
-        if wait or local_worker:
+        if wait or workers.local_worker:
             for edition_id in ready:
                 wait_for_edition(edition_id)

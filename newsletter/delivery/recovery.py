@@ -15,8 +15,14 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.db import affected_rows
-from newsletter.delivery.send import finish_if_complete
 from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus
+
+
+@dataclass
+class Released:
+    uncertain: int = 0  # rows whose claim was released as uncertain
+    editions: set[int] = field(default_factory=set)  # editions to look at again
+
 
 LOST_IN_FLIGHT = (
     "the worker stopped while sending this message's group; it may have been delivered, so "
@@ -24,20 +30,14 @@ LOST_IN_FLIGHT = (
 )
 
 
-@dataclass
-class Reconciled:
-    uncertain: int = 0
-    # Editions with queued deliveries and no live batch: enqueue their batches after commit.
-    editions: list[int] = field(default_factory=list)
-
-
-def reconcile(session: Session, *, now: datetime, stale_after: timedelta) -> Reconciled:
-    """Release claims that stopped moving and find sends whose tasks vanished.
+def release_stale_claims(session: Session, *, now: datetime, stale_after: timedelta) -> Released:
+    """Mark uncertain the rows of claims that stopped moving; find sends whose tasks vanished.
 
     ``stale_after`` must exceed the longest a live batch can go without finishing a message
-    (the deliver task's time limit guarantees it).
+    (the deliver task's time limit guarantees it). Returns the editions touched: those whose
+    claims were released, and those still sending with queued rows and no recent movement.
     """
-    result = Reconciled()
+    result = Released()
     cutoff = now - stale_after
     stale_claims = session.execute(
         select(Delivery.claim, Delivery.edition_id)
@@ -45,7 +45,6 @@ def reconcile(session: Session, *, now: datetime, stale_after: timedelta) -> Rec
         .group_by(Delivery.claim, Delivery.edition_id)
         .having(func.max(Delivery.updated_at) < cutoff)
     ).all()
-    touched = set()
     for claim, edition_id in stale_claims:
         lost = session.execute(
             update(Delivery)
@@ -63,7 +62,7 @@ def reconcile(session: Session, *, now: datetime, stale_after: timedelta) -> Rec
             .execution_options(synchronize_session=False)
         )
         result.uncertain += affected_rows(lost)
-        touched.add(edition_id)
+        result.editions.add(edition_id)
 
     recent = exists().where(Delivery.edition_id == Edition.id, Delivery.updated_at >= cutoff)
     queued = exists().where(
@@ -72,14 +71,11 @@ def reconcile(session: Session, *, now: datetime, stale_after: timedelta) -> Rec
     idle = session.scalars(
         select(Edition.id).where(Edition.status == EditionStatus.SENDING, queued, ~recent)
     )
-    touched.update(idle)
-    for edition_id in sorted(touched):
-        if not finish_if_complete(session, edition_id, now=now):
-            result.editions.append(edition_id)
+    result.editions.update(idle)
     return result
 
 
-def retry_uncertain(session: Session, edition_id: int, *, now: datetime) -> int:
+def requeue_uncertain(session: Session, edition_id: int, *, now: datetime) -> int:
     """Queue an edition's uncertain deliveries again: the operator accepts a possible duplicate."""
     retried = session.execute(
         update(Delivery)
@@ -87,12 +83,4 @@ def retry_uncertain(session: Session, edition_id: int, *, now: datetime) -> int:
         .values(status=DeliveryStatus.QUEUED, last_error="", updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    count = affected_rows(retried)
-    if count:
-        session.execute(
-            update(Edition)
-            .where(Edition.id == edition_id, Edition.status == EditionStatus.SENT)
-            .values(status=EditionStatus.SENDING, sent_at=None)
-            .execution_options(synchronize_session=False)
-        )
-    return count
+    return affected_rows(retried)

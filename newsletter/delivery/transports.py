@@ -1,23 +1,33 @@
 """The one seam between the pipeline and the outside world of mail.
 
 A transport is opened once per batch and used for many messages; it raises the errors of
-:mod:`newsletter.delivery.errors` and nothing else. Pick one with :func:`transport_from_url`.
+:mod:`newsletter.delivery.errors` and nothing else. Everything that sends asks
+:func:`outgoing_transport` for one: it picks SMTP (a pool per process, shared by batch
+after batch) or the Maildir outbox from the settings, and wraps it in DKIM signing when
+a key is configured. :func:`transport_from_url` builds one from a URL alone.
 """
 
 from __future__ import annotations
 
 import mailbox
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
 from urllib.parse import unquote, urlsplit
 
+import redis
+
+from newsletter.config import Settings
 from newsletter.delivery.errors import ConnectionLost
-from newsletter.delivery.smtp import SMTPPool, TransportConfigError, parse_relays
+from newsletter.delivery.signing import DKIMSigner
+from newsletter.delivery.smtp import SMTPPool, Throttle, TransportConfigError, parse_relays
+from newsletter.delivery.throttle import relay_throttle
 
 __all__ = [
-    "MaildirTransport", "MemoryTransport", "SMTPPool", "Transport", "TransportConfigError",
+    "MaildirTransport", "MemoryTransport", "SMTPPool", "SigningTransport", "Transport",
+    "TransportConfigError", "close_pooled_connections", "outgoing_transport",
     "transport_from_url",
 ]  # fmt: skip
 
@@ -80,7 +90,7 @@ def transport_from_url(url: str, *, outbox_dir: Path, timeout: float = 30) -> Tr
     ``smtps://host:465``, ``maildir:PATH``; empty means the Maildir outbox in ``outbox_dir``.
 
     SMTP gives a fresh :class:`SMTPPool` with default limits; workers share one per process
-    through :func:`newsletter.delivery.signing.outgoing_transport`.
+    through :func:`outgoing_transport`.
     """
     if not url:
         return MaildirTransport(outbox_dir)
@@ -88,3 +98,94 @@ def transport_from_url(url: str, *, outbox_dir: Path, timeout: float = 30) -> Tr
     if parts.scheme == "maildir":
         return MaildirTransport(Path(unquote(parts.netloc + parts.path) or outbox_dir))
     return SMTPPool(parse_relays(url), timeout=timeout)
+
+
+@dataclass
+class SigningTransport:
+    """Signs each message, then hands it to the wrapped transport."""
+
+    inner: Transport
+    signer: DKIMSigner
+
+    def __enter__(self) -> Self:
+        self.inner.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.inner.__exit__(exc_type, exc, traceback)
+
+    def send(self, sender: str, recipient: str, message: bytes) -> None:
+        self.inner.send(sender, recipient, self.signer.sign(message))
+
+
+def outgoing_transport(settings: Settings) -> Transport:
+    """The transport every message leaves through: SMTP or Maildir, DKIM-signed if set up.
+
+    SMTP connections are pooled per process, so batch after batch reuses them.
+    """
+    transport: Transport
+    if settings.smtp_url.startswith(("smtp://", "smtps://")):
+        transport = _shared_pool(settings)
+    else:
+        transport = transport_from_url(
+            settings.smtp_url, outbox_dir=settings.outbox_dir, timeout=settings.smtp_timeout
+        )
+    if not settings.dkim_domain or settings.dkim_private_key is None:
+        return transport
+    signer = DKIMSigner(
+        settings.dkim_domain, settings.dkim_selector, settings.dkim_private_key.read_bytes()
+    )
+    return SigningTransport(transport, signer)
+
+
+_POOLS: dict[tuple[object, ...], SMTPPool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _shared_pool(settings: Settings) -> SMTPPool:
+    key = (
+        settings.smtp_url, settings.smtp_timeout, settings.smtp_max_messages_per_connection,
+        settings.smtp_rate_per_second, settings.smtp_rate_per_hour,
+        settings.smtp_relay_backoff_seconds, settings.smtp_relay_down_seconds, settings.redis_url,
+    )  # fmt: skip
+    with _POOLS_LOCK:
+        pool = _POOLS.get(key)
+        if pool is None:
+            pool = _POOLS[key] = _new_pool(settings)
+        return pool
+
+
+def _new_pool(settings: Settings) -> SMTPPool:
+    relays = parse_relays(settings.smtp_url)
+    per_second, per_hour = settings.smtp_rate_per_second, settings.smtp_rate_per_hour
+    throttles: dict[str, Throttle] = {}
+    if (per_second > 0 or per_hour > 0) and settings.redis_url:
+        client = redis.Redis.from_url(settings.redis_url)
+        for relay in relays:
+            throttle = relay_throttle(client, relay.name, per_second, per_hour)
+            if throttle is not None:
+                throttles[relay.name] = throttle
+    return SMTPPool(
+        relays,
+        timeout=settings.smtp_timeout,
+        max_messages_per_connection=settings.smtp_max_messages_per_connection,
+        throttles=throttles,
+        # From 100 messages a second, take tokens ten at a time: a tenth of the round trips.
+        throttle_block=10 if per_second <= 0 or per_second >= 100 else 1,
+        relay_down_s=settings.smtp_relay_down_seconds,
+        backoff_s=settings.smtp_relay_backoff_seconds,
+    )
+
+
+def close_pooled_connections() -> None:
+    """QUIT every pooled SMTP connection of this process (at worker shutdown)."""
+    with _POOLS_LOCK:
+        pools = list(_POOLS.values())
+        _POOLS.clear()
+    for pool in pools:
+        pool.close()

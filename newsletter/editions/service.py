@@ -2,13 +2,8 @@
 
 Plain functions on a session: they change rows and never commit, and they never enqueue
 (the caller does, after its commit). A request that does not fit the edition's state raises
-``EditionError`` with a sentence an editor understands.
-
-    draft ──schedule──> scheduled ──(dispatcher or send now)──> sending ──> sent
-      │                    │                                    │  ^
-      └──send now──────────┼──────────────────────────────> sending│
-                           │                              pause v  │ resume
-      cancel from draft, scheduled, sending or paused ───> cancelled / paused
+``EditionError`` with a sentence an editor understands. Status changes are made by
+:mod:`newsletter.editions.lifecycle`, whose docstring draws them.
 """
 
 from __future__ import annotations
@@ -17,20 +12,18 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
-from newsletter.db import affected_rows
-from newsletter.delivery.personalise import Personalised, Recipient
-from newsletter.delivery.send import prepare_edition, start_sending
-from newsletter.digest.build import BuildResult, build_edition, ordered_items, render_edition
-from newsletter.digest.schedule import edition_cutoff, local_date
-from newsletter.digest.selection import Candidate, select_posts
+from newsletter.delivery.prepared import Personalised, Recipient, prepare_edition
+from newsletter.editions import lifecycle
+from newsletter.editions.build import BuildResult, build_edition, ordered_items, render_edition
+from newsletter.editions.errors import EditionError, EditionNotFound
+from newsletter.editions.selection import Candidate, select_posts
+from newsletter.lists.schedule import edition_cutoff, local_date
 from newsletter.models import (
     EDITABLE_STATUSES,
-    Delivery,
-    DeliveryStatus,
     Edition,
     EditionItem,
     EditionStatus,
@@ -39,22 +32,12 @@ from newsletter.models import (
     Post,
 )
 
-CANCELLED_BY_EDITOR = "the edition was cancelled by an editor"
-
-
-class EditionError(ValueError):
-    """The edition cannot do what was asked in its current state; the message says why."""
-
 
 def get_edition(session: Session, edition_id: int) -> Edition:
     edition = session.get(Edition, edition_id)
     if edition is None:
         raise EditionNotFound(f"There is no edition {edition_id}.")
     return edition
-
-
-class EditionNotFound(EditionError):
-    pass
 
 
 def _editable(edition: Edition) -> None:
@@ -82,14 +65,10 @@ def todays_edition(
     day = day or local_date(nl.timezone, now)
     result = build_edition(session, nl, day, now=now, settings=settings, frequency=frequency)
     edition = result.edition
-    if result.created and edition.status == EditionStatus.SCHEDULED and now < _due(edition):
-        # Built ahead of its time by an editor: a draft to look at, not yet approved.
-        edition.status = EditionStatus.DRAFT
+    due = edition.scheduled_at
+    if result.created and edition.status == EditionStatus.SCHEDULED and due and now < due:
+        lifecycle.hold_for_review(session, edition)
     return result
-
-
-def _due(edition: Edition) -> datetime:
-    return edition.scheduled_at or edition.created_at
 
 
 def refresh_posts(session: Session, edition: Edition, *, now: datetime, settings: Settings) -> int:
@@ -131,8 +110,7 @@ def refresh_posts(session: Session, edition: Edition, *, now: datetime, settings
     for position, post_id in enumerate(new_ids, start=1):
         edition.items.append(EditionItem(post=posts[post_id], position=position))
     _renumber(session, edition)
-    if edition.status == EditionStatus.SKIPPED:
-        edition.status, edition.skip_reason = EditionStatus.DRAFT, ""
+    lifecycle.reopen_skipped(session, edition)
     render_edition(edition, settings)
     return len(new_ids)
 
@@ -240,69 +218,21 @@ def rerender(edition: Edition, settings: Settings) -> None:
     render_edition(edition, settings)
 
 
-def schedule(edition: Edition, at: datetime, *, now: datetime) -> None:
+def schedule(session: Session, edition: Edition, at: datetime, *, now: datetime) -> None:
     """Approve the edition to go out at ``at`` (UTC); the dispatcher sends it then."""
-    _editable(edition)
-    if at.tzinfo is None:
-        raise EditionError("Give the time with its timezone, e.g. 2025-05-16T07:00:00+01:00.")
-    if (now - at).total_seconds() > 60:
-        raise EditionError("That time has passed: choose a later one, or send it now.")
-    edition.status = EditionStatus.SCHEDULED
-    edition.scheduled_at = at
-
-
-def send_now(session: Session, edition: Edition, *, now: datetime) -> int:
-    """Start sending at once; returns the deliveries created. Enqueue after commit."""
-    if edition.status not in EDITABLE_STATUSES:
-        raise EditionError(f"This edition is {edition.status.value}: it cannot be sent now.")
-    return start_sending(session, edition.id, now=now)
-
-
-def _move(session: Session, edition: Edition, source: EditionStatus, target: EditionStatus) -> bool:
-    moved = session.execute(
-        update(Edition)
-        .where(Edition.id == edition.id, Edition.status == source)
-        .values(status=target)
-        .execution_options(synchronize_session=False)
-    )
-    session.refresh(edition)
-    return affected_rows(moved) > 0
+    lifecycle.schedule(session, edition, at, now=now)
 
 
 def pause(session: Session, edition: Edition) -> None:
-    """Stop sending: every batch stops before its next group (at most one group later)."""
-    if not _move(session, edition, EditionStatus.SENDING, EditionStatus.PAUSED):
-        raise EditionError(f"This edition is {edition.status.value}: only a send can pause.")
+    lifecycle.pause(session, edition)
 
 
 def resume(session: Session, edition: Edition) -> None:
-    """Carry on where it stopped; enqueue its batches after commit (claims stop duplicates)."""
-    if not _move(session, edition, EditionStatus.PAUSED, EditionStatus.SENDING):
-        raise EditionError(f"This edition is {edition.status.value}: only a paused one resumes.")
+    lifecycle.resume(session, edition)
 
 
 def cancel(session: Session, edition: Edition, *, now: datetime) -> int:
-    """Call the edition off; readers not yet sent to never will be. Returns how many."""
-    cancellable = (*EDITABLE_STATUSES, EditionStatus.SENDING, EditionStatus.PAUSED)
-    if edition.status not in cancellable:
-        raise EditionError(f"This edition is {edition.status.value}: it cannot be cancelled.")
-    moved = session.execute(
-        update(Edition)
-        .where(Edition.id == edition.id, Edition.status.in_(cancellable))
-        .values(status=EditionStatus.CANCELLED, cancelled_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if not affected_rows(moved):
-        session.refresh(edition)
-        raise EditionError(f"This edition is {edition.status.value}: it cannot be cancelled.")
-    dropped = session.execute(
-        update(Delivery)
-        .where(Delivery.edition_id == edition.id, Delivery.status == DeliveryStatus.QUEUED)
-        .values(status=DeliveryStatus.SKIPPED, last_error=CANCELLED_BY_EDITOR, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    session.refresh(edition)
-    return affected_rows(dropped)
+    return lifecycle.cancel(session, edition, now=now)
 
 
 def test_message(
@@ -331,7 +261,6 @@ __all__ = [
     "rerender",
     "resume",
     "schedule",
-    "send_now",
     "test_message",
     "todays_edition",
 ]

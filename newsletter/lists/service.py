@@ -1,14 +1,15 @@
-"""Creating and finding newsletter lists."""
+"""Creating and finding newsletter lists: every lookup of a list by its slug is here."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from newsletter.digest.schedule import ScheduleError, validate_schedule
+from newsletter.lists.schedule import ScheduleError, validate_schedule
 from newsletter.models import NewsletterList
 from newsletter.rendering.render import header_text
 from newsletter.subscriptions.addresses import normalise_address
@@ -18,6 +19,10 @@ SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 class ListError(ValueError):
     """A list cannot be created or found as asked; the message says why."""
+
+
+class ListNotFound(ListError):
+    """No list has that slug."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ def create_list(session: Session, spec: ListSpec) -> NewsletterList:
         raise ListError(
             f"{spec.slug!r} is not a usable slug: lower-case letters, digits and hyphens only"
         )
-    if get_list(session, spec.slug, missing_ok=True) is not None:
+    if find_list(session, spec.slug) is not None:
         raise ListError(f"a list with the slug {spec.slug!r} exists already")
     name = header_text(spec.name, 200)
     if not name:
@@ -64,12 +69,39 @@ def create_list(session: Session, spec: ListSpec) -> NewsletterList:
     return nl
 
 
-def get_list(session: Session, slug: str, *, missing_ok: bool = False) -> NewsletterList | None:
-    nl = session.scalar(select(NewsletterList).where(NewsletterList.slug == slug))
-    if nl is None and not missing_ok:
+def find_list(session: Session, slug: str) -> NewsletterList | None:
+    """The list at ``slug``, or None. Anything that cannot be a slug is not looked up at all
+    (it may be a visitor's typing, and PostgreSQL refuses a NUL in a query)."""
+    if not SLUG.fullmatch(slug):
+        return None
+    return session.scalar(select(NewsletterList).where(NewsletterList.slug == slug))
+
+
+def get_list(session: Session, slug: str) -> NewsletterList:
+    """The list at ``slug``; raises ListNotFound naming the lists there are."""
+    nl = find_list(session, slug)
+    if nl is None:
         known = ", ".join(session.scalars(select(NewsletterList.slug))) or "none yet"
-        raise ListError(f"no list {slug!r} (lists: {known})")
+        raise ListNotFound(f"no list {slug[:64]!r} (lists: {known})")
     return nl
+
+
+def lists_by_slug(session: Session, slugs: Iterable[str]) -> list[NewsletterList]:
+    """The lists a reader chose, in their order, each once; ListError names one that is not."""
+    wanted = list(dict.fromkeys(slugs))
+    if not wanted:
+        raise ListError("choose at least one list")
+    malformed = [slug for slug in wanted if not SLUG.match(slug)]
+    if malformed:
+        # Checked before the query: PostgreSQL refuses some characters (NUL) outright.
+        raise ListNotFound(f"no such list: {malformed[0][:64]!r}")
+    found = {nl.slug: nl for nl in session.scalars(
+        select(NewsletterList).where(NewsletterList.slug.in_(wanted))
+    )}  # fmt: skip
+    missing = [slug for slug in wanted if slug not in found]
+    if missing:
+        raise ListNotFound(f"no such list: {', '.join(missing)}")
+    return [found[slug] for slug in wanted]
 
 
 def change_schedule(

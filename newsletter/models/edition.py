@@ -14,11 +14,9 @@ from newsletter.models.types import UTCDateTime, str_enum, utcnow
 
 
 class EditionStatus(enum.StrEnum):
-    """draft -> scheduled -> sending -> sent; sending <-> paused; cancelled from any but sent.
-
-    skipped (nothing to send) and missed (its time passed beyond the grace window while
-    nothing was running) are recorded so the dispatcher does not try again that day.
-    """
+    """Where an edition is in its life; :mod:`newsletter.editions.lifecycle` makes every
+    change and draws the diagram. Skipped and missed editions are recorded so the
+    dispatcher does not try again that day."""
 
     DRAFT = "draft"  # rendered; waits for an editor (lists that need approval, or edits)
     SCHEDULED = "scheduled"  # approved: goes out at ``scheduled_at``

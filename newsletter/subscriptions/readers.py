@@ -6,7 +6,6 @@ the web layer owns the unit of work and sends emails only after the commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,7 +14,6 @@ from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session, selectinload
 
 from newsletter.db import affected_rows
-from newsletter.lists.service import SLUG, ListError
 from newsletter.models import (
     ConsentAction,
     ConsentEvent,
@@ -39,23 +37,6 @@ class SignupResult:
     subscriber_id: int
     # Lists awaiting confirmation: a confirmation email is due when this is not empty.
     pending_list_ids: list[int]
-
-
-def lists_by_slug(session: Session, slugs: Iterable[str]) -> list[NewsletterList]:
-    wanted = list(dict.fromkeys(slugs))
-    if not wanted:
-        raise ListError("choose at least one list")
-    malformed = [slug for slug in wanted if not SLUG.match(slug)]
-    if malformed:
-        # Checked before the query: PostgreSQL refuses some characters (NUL) outright.
-        raise ListError(f"no such list: {malformed[0][:64]!r}")
-    found = {nl.slug: nl for nl in session.scalars(
-        select(NewsletterList).where(NewsletterList.slug.in_(wanted))
-    )}  # fmt: skip
-    missing = [slug for slug in wanted if slug not in found]
-    if missing:
-        raise ListError(f"no such list: {', '.join(missing)}")
-    return [found[slug] for slug in wanted]
 
 
 def request_signup(
@@ -173,6 +154,10 @@ def unsubscribe(
     return subscription.newsletter_list
 
 
+class UnknownList(ValueError):
+    """A reader chose a list that does not exist (any more)."""
+
+
 @dataclass(frozen=True)
 class Preferences:
     list_ids: frozenset[int]  # lists the reader wants
@@ -191,7 +176,7 @@ def update_preferences(
     known = set(session.scalars(select(NewsletterList.id)))
     unknown = wanted.list_ids - known
     if unknown:
-        raise ListError("one of the chosen lists does not exist")
+        raise UnknownList("one of the chosen lists does not exist")
     current = {s.list_id: s for s in subscriber.subscriptions}
     for list_id in known:
         subscription = current.get(list_id)

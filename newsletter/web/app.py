@@ -17,16 +17,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from newsletter.clock import Clock, clock_for
 from newsletter.config import Settings, get_settings
 from newsletter.db import get_engine
-from newsletter.web import admin, api, archive, editor_api, pages
+from newsletter.handoff import Handoff, default_handoff
+from newsletter.web import admin, api, archive, editor_api, editor_catalog, pages
 from newsletter.web.auth import SESSION_COOKIE, SESSION_MAX_AGE_S, LoginRequired, login_url
 from newsletter.web.context import Web, message, page_environment
 from newsletter.web.metrics import DatabaseCollector
-from newsletter.web.notify import (
-    EditionSender,
-    Notifier,
-    default_edition_sender,
-    default_notifier,
-)
 from newsletter.web.ratelimit import RateLimited, SignupLimiter
 
 log = logging.getLogger(__name__)
@@ -121,11 +116,11 @@ def _describe(error: RequestValidationError) -> str:
 
 def create_app(
     settings: Settings | None = None,
-    notifier: Notifier | None = None,
-    edition_sender: EditionSender | None = None,
+    handoff: Handoff | None = None,
     clock: Clock | None = None,
 ) -> FastAPI:
-    """The app; ``clock`` defaults to the one the settings ask for (the real time)."""
+    """The app. ``handoff`` defaults to Celery when a broker is configured (else background
+    threads), ``clock`` to the one the settings ask for (the real time)."""
     settings = settings or get_settings()
     app = FastAPI(
         title="newsletter",
@@ -139,9 +134,8 @@ def create_app(
         limiter=SignupLimiter(
             storage, settings.signup_rate_limit_per_ip, settings.signup_rate_limit_per_address
         ),
-        notifier=notifier or default_notifier(settings, clock),
+        handoff=handoff or default_handoff(settings, clock),
         pages=page_environment(),
-        editions=edition_sender or default_edition_sender(settings, clock),
         clock=clock,
     )
     registry = CollectorRegistry()
@@ -194,6 +188,7 @@ def create_app(
 
     app.include_router(pages.router)
     app.include_router(api.router)
+    app.include_router(editor_catalog.router)
     app.include_router(editor_api.router)
     app.include_router(admin.router)
     app.include_router(archive.router)

@@ -13,8 +13,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from newsletter import archive
 from newsletter.db import session_scope
+from newsletter.editions import archive
+from newsletter.lists.service import find_list
 from newsletter.models import EditionStatus, Frequency
 from newsletter.web.context import message, render, web
 
@@ -70,7 +71,7 @@ def _cached(
 def editions_page(request: Request, slug: str, page: Page = 1) -> Response:
     settings = web(request).settings
     with session_scope(settings.database_url) as session:
-        nl = archive.find_list(session, slug)
+        nl = find_list(session, slug)
         if nl is None:
             return _no_list(request)
         listing = archive.archive_page(session, nl, page, settings)
@@ -97,7 +98,7 @@ def editions_page(request: Request, slug: str, page: Page = 1) -> Response:
 def feed(request: Request, slug: str) -> Response:
     settings = web(request).settings
     with session_scope(settings.database_url) as session:
-        nl = archive.find_list(session, slug)
+        nl = find_list(session, slug)
         if nl is None:
             return _no_list(request)
         body = archive.rss(nl, archive.feed_entries(session, nl, settings), settings)
@@ -107,7 +108,7 @@ def feed(request: Request, slug: str) -> Response:
 def _edition_page(request: Request, slug: str, day: str, frequency: Frequency) -> Response:
     settings = web(request).settings
     with session_scope(settings.database_url) as session:
-        nl = archive.find_list(session, slug)
+        nl = find_list(session, slug)
         if nl is None:
             return _no_list(request)
         # An impossible date answers like a missing edition: it is just an address with

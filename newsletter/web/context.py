@@ -1,4 +1,4 @@
-"""What every route shares: settings, page templates, the limiter and the notifier."""
+"""What every route shares: settings, page templates, the limiter, the hand-off and the clock."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from fastapi.responses import HTMLResponse
 
 from newsletter.clock import Clock
 from newsletter.config import Settings
+from newsletter.handoff import Handoff
 from newsletter.resources import resource_path
 from newsletter.subscriptions.consent import Client
-from newsletter.web.notify import EditionSender, Notifier
 from newsletter.web.ratelimit import SignupLimiter
 
 SIGNUP_WORDING = (
@@ -27,9 +27,8 @@ SIGNUP_WORDING = (
 class Web:
     settings: Settings
     limiter: SignupLimiter
-    notifier: Notifier
+    handoff: Handoff
     pages: jinja2.Environment
-    editions: EditionSender
     clock: Clock
 
 

@@ -9,129 +9,59 @@ enqueued only after the commit, so a worker never looks for a row that is not th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Annotated, Any, TypeVar
+from collections.abc import Callable
+from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
-from sqlalchemy import Select, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
-from starlette.exceptions import HTTPException
 
 from newsletter.config import Settings
-from newsletter.db import session_scope
-from newsletter.delivery.send import progress
-from newsletter.digest.schedule import ScheduleError
+from newsletter.delivery.progress import Progress, progress
 from newsletter.editions import service as editions
-from newsletter.editions.service import EditionError, EditionNotFound, Touches, get_edition
-from newsletter.lists.service import ListError, change_schedule, get_list
+from newsletter.editions.service import EditionError, Touches, get_edition
+from newsletter.lists.service import get_list
 from newsletter.models import (
     Edition,
     EditionStatus,
-    Editor,
     Frequency,
-    NewsletterList,
-    Post,
-    Subscriber,
-    Subscription,
-    SubscriptionStatus,
 )
-from newsletter.posts.ingest import upsert_posts
-from newsletter.posts.search import posts_matching
-from newsletter.subscriptions.addresses import InvalidAddress, normalise_address
-from newsletter.subscriptions.search import subscribers_matching
-from newsletter.web.api import Problem
-from newsletter.web.auth import require_api_editor
+from newsletter.subscriptions.addresses import normalise_address
 from newsletter.web.context import now, web
+from newsletter.web.editor_common import (
+    LIST_NOT_FOUND,
+    NOT_FOUND,
+    REFUSED,
+    ROUTER_SETTINGS,
+    ApiEditor,
+    EditionId,
+    ListSlug,
+    PageNumber,
+    PerPage,
+    Slug,
+    paginate,
+    unit_of_work,
+)
 from newsletter.web.editor_schemas import (
     EditionDetail,
     EditionPage,
     EditionPatch,
     EditionSummary,
-    ListPatch,
-    ListSettings,
-    NoNul,
-    PostOut,
-    PostPage,
-    PostPush,
-    PostPushed,
-    ProgressOut,
     Queued,
     Refreshed,
     ScheduleRequest,
-    SubscriberOut,
-    SubscriberPage,
     TestRequest,
 )
 
-router = APIRouter(
-    prefix="/api/v1",
-    tags=["editor api"],
-    dependencies=[Depends(require_api_editor)],
-    responses={
-        401: {"model": Problem, "description": "No API token, or an unknown or revoked one."},
-        422: {"model": Problem, "description": "The request is malformed; the detail says how."},
-    },
-)
-
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "No such edition."}
-}
-REFUSED: dict[int | str, dict[str, Any]] = {
-    **NOT_FOUND,
-    409: {"model": Problem, "description": "The edition's state does not allow it."},
-}
-LIST_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "No such list."}
-}
-
-EditionId = Annotated[int, Path(ge=1, le=2_147_483_647, description="The edition's ID.")]
-Slug = Annotated[str, Path(max_length=64, description="The list's slug."), NoNul]
-PageNumber = Annotated[int, Query(ge=1, le=100_000)]
-PerPage = Annotated[int, Query(ge=1, le=100)]
-Search = Annotated[str, Query(max_length=200), NoNul]
-ListSlug = Annotated[str, Query(alias="list", max_length=64, description="A list's slug."), NoNul]
-ApiEditor = Annotated[Editor, Depends(require_api_editor)]
-
-Row = TypeVar("Row")
+router = APIRouter(**ROUTER_SETTINGS)
 
 
-@contextmanager
-def unit_of_work(request: Request) -> Iterator[Session]:
-    """One transaction for the request: committed on success, rolled back on a refusal."""
-    try:
-        with session_scope(web(request).settings.database_url) as session:
-            yield session
-    except EditionNotFound as error:
-        raise HTTPException(404, str(error)) from None
-    except EditionError as error:
-        raise HTTPException(409, str(error)) from None
-    except ListError as error:
-        raise HTTPException(404, str(error)) from None
-    except (ScheduleError, InvalidAddress) as error:
-        raise HTTPException(422, str(error)) from None
-
-
-def _paginate(
-    session: Session, query: Select[Row], page: int, per_page: int
-) -> tuple[list[Row], int]:
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    rows = session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
-    return list(rows), total or 0
-
-
-def _list(session: Session, slug: str) -> NewsletterList:
-    nl = get_list(session, slug)
-    assert nl is not None  # get_list raises ListError rather than return None
-    return nl
-
-
-def _detail(session: Session, edition: Edition, settings: Settings) -> EditionDetail:
+def _detail(request: Request, session: Session, edition: Edition) -> EditionDetail:
     # progress() refreshes the edition from the database: write the changes out first.
     session.flush()
-    return EditionDetail.build(edition, progress(session, edition.id), settings)
+    state = progress(session, edition.id, now=now(request))
+    return EditionDetail.build(edition, state, web(request).settings)
 
 
 Change = Callable[[Session, Edition, Settings], object]
@@ -143,58 +73,7 @@ def _with_edition(request: Request, edition_id: int, change: Change) -> EditionD
     with unit_of_work(request) as session:
         edition = get_edition(session, edition_id)
         change(session, edition, settings)
-        return _detail(session, edition, settings)
-
-
-# --- Posts ---------------------------------------------------------------------------------
-
-
-@router.post(
-    "/posts",
-    status_code=201,
-    response_model=PostPushed,
-    responses={
-        200: {"model": PostPushed, "description": "A post with this GUID was already stored."},
-        413: {"description": "The request body is over the web app's size limit."},
-    },
-    summary="Store a post as the CMS publishes it (idempotent on its GUID)",
-)
-def push_post(request: Request, response: Response, body: PostPush) -> PostPushed:
-    """201 the first time; 200 after, updated in place if its content changed. The HTML is
-    sanitised as for any imported post: scripts, handlers, styles and images are dropped."""
-    for attempt in (1, 2):
-        try:
-            with unit_of_work(request) as session:
-                report = upsert_posts(session, [body])
-                post = session.get_one(Post, report.post_ids[0])
-                result = (
-                    "created" if report.created else "updated" if report.updated else "unchanged"
-                )
-                pushed = PostPushed(**PostOut.of(post).model_dump(), result=result)
-        except IntegrityError:
-            # The same new GUID pushed twice at once: the other push stored it; now it is an
-            # update (or nothing) for this one.
-            if attempt == 2:
-                raise
-            continue
-        if result != "created":
-            response.status_code = 200
-        return pushed
-    raise AssertionError("unreachable")
-
-
-@router.get("/posts", response_model=PostPage, summary="Posts, newest first; search titles")
-def list_posts(
-    request: Request,
-    q: Search = "",
-    page: PageNumber = 1,
-    per_page: PerPage = 50,
-) -> PostPage:
-    with unit_of_work(request) as session:
-        posts, total = _paginate(session, posts_matching(q), page, per_page)
-        return PostPage(
-            items=[PostOut.of(p) for p in posts], page=page, per_page=per_page, total=total
-        )
+        return _detail(request, session, edition)
 
 
 # --- Editions ------------------------------------------------------------------------------
@@ -222,8 +101,8 @@ def list_editions(
         query = query.where(Edition.status == status)
     with unit_of_work(request) as session:
         if list_slug:
-            query = query.where(Edition.list_id == _list(session, list_slug).id)
-        rows, total = _paginate(session, query, page, per_page)
+            query = query.where(Edition.list_id == get_list(session, list_slug).id)
+        rows, total = paginate(session, query, page, per_page)
         return EditionPage(
             items=[EditionSummary.of(e) for e in rows], page=page, per_page=per_page, total=total
         )
@@ -241,14 +120,14 @@ def read_edition(request: Request, edition_id: EditionId) -> EditionDetail:
 
 @router.get(
     "/editions/{edition_id}/progress",
-    response_model=ProgressOut,
+    response_model=Progress,
     responses=NOT_FOUND,
     summary="Sending progress: deliveries by state",
 )
-def edition_progress(request: Request, edition_id: EditionId) -> ProgressOut:
+def edition_progress(request: Request, edition_id: EditionId) -> Progress:
     with unit_of_work(request) as session:
         get_edition(session, edition_id)
-        return ProgressOut.of(progress(session, edition_id))
+        return progress(session, edition_id, now=now(request))
 
 
 @router.get(
@@ -289,11 +168,15 @@ def prepare_todays_edition(
     settings = web(request).settings
     with unit_of_work(request) as session:
         result = editions.todays_edition(
-            session, _list(session, slug), now=now(request), settings=settings, frequency=frequency
+            session,
+            get_list(session, slug),
+            now=now(request),
+            settings=settings,
+            frequency=frequency,
         )
         if not result.created:
             response.status_code = 200
-        return _detail(session, result.edition, settings)
+        return _detail(request, session, result.edition)
 
 
 def _apply(session: Session, edition: Edition, patch: EditionPatch, settings: Settings) -> None:
@@ -351,7 +234,7 @@ def refresh(request: Request, edition_id: EditionId) -> Refreshed:
     with unit_of_work(request) as session:
         edition = get_edition(session, edition_id)
         added = editions.refresh_posts(session, edition, now=now(request), settings=settings)
-        return Refreshed(added=added, edition=_detail(session, edition, settings))
+        return Refreshed(added=added, edition=_detail(request, session, edition))
 
 
 @router.post(
@@ -376,7 +259,7 @@ def send_test(
                 f"This edition is {edition.status.value} and holds no posts: there is "
                 "nothing to send."
             )
-    web(request).editions.test(edition_id, address)
+    web(request).handoff.send_test(edition_id, address)
     return Queued(status="queued", message=f"A test copy is on its way to {address}.")
 
 
@@ -392,9 +275,11 @@ def send_now(request: Request, edition_id: EditionId) -> EditionDetail:
     list takes seconds, too long to hold the request."""
     moment = now(request)
     detail = _with_edition(
-        request, edition_id, lambda _, edition, __: editions.schedule(edition, moment, now=moment)
+        request,
+        edition_id,
+        lambda db, edition, _: editions.schedule(db, edition, moment, now=moment),
     )
-    web(request).editions.send(edition_id)
+    web(request).handoff.send_edition(edition_id)
     return detail
 
 
@@ -408,7 +293,7 @@ def schedule_at(request: Request, edition_id: EditionId, body: ScheduleRequest) 
     return _with_edition(
         request,
         edition_id,
-        lambda _, edition, __: editions.schedule(edition, body.at, now=now(request)),
+        lambda db, edition, _: editions.schedule(db, edition, body.at, now=now(request)),
     )
 
 
@@ -431,7 +316,7 @@ def pause(request: Request, edition_id: EditionId) -> EditionDetail:
 )
 def resume(request: Request, edition_id: EditionId) -> EditionDetail:
     detail = _with_edition(request, edition_id, lambda db, edition, _: editions.resume(db, edition))
-    web(request).editions.send(edition_id)
+    web(request).handoff.send_edition(edition_id)
     return detail
 
 
@@ -445,48 +330,3 @@ def cancel(request: Request, edition_id: EditionId) -> EditionDetail:
     return _with_edition(
         request, edition_id, lambda db, edition, _: editions.cancel(db, edition, now=now(request))
     )
-
-
-# --- Subscribers and lists -----------------------------------------------------------------
-
-
-@router.get(
-    "/subscribers",
-    response_model=SubscriberPage,
-    responses=LIST_NOT_FOUND,
-    summary="Readers, newest first; search addresses, filter by list and subscription status",
-)
-def list_subscribers(
-    request: Request,
-    q: Search = "",
-    status: SubscriptionStatus | None = None,
-    list_slug: ListSlug = "",
-    page: PageNumber = 1,
-    per_page: PerPage = 50,
-) -> SubscriberPage:
-    with unit_of_work(request) as session:
-        list_id = _list(session, list_slug).id if list_slug else None
-        query = subscribers_matching(q, status=status, list_id=list_id).options(
-            selectinload(Subscriber.subscriptions).selectinload(Subscription.newsletter_list)
-        )
-        rows, total = _paginate(session, query, page, per_page)
-        return SubscriberPage(
-            items=[SubscriberOut.of(s) for s in rows], page=page, per_page=per_page, total=total
-        )
-
-
-@router.patch(
-    "/lists/{slug}",
-    response_model=ListSettings,
-    responses=LIST_NOT_FOUND,
-    summary="Change a list's schedule, timezone, approval and weekly day",
-)
-def change_list(request: Request, slug: Slug, patch: ListPatch) -> ListSettings:
-    """The schedule and timezone are checked together: a 422 says what is wrong."""
-    with unit_of_work(request) as session:
-        nl = _list(session, slug)
-        change_schedule(
-            nl, schedule=patch.schedule, timezone=patch.timezone,
-            requires_approval=patch.requires_approval, weekly_day=patch.weekly_day,
-        )  # fmt: skip
-        return ListSettings.of(nl)

@@ -19,8 +19,8 @@ from pydantic import (
 )
 
 from newsletter.config import Settings
-from newsletter.delivery.send import Progress
-from newsletter.digest.build import archive_url, ordered_items
+from newsletter.delivery.progress import Progress
+from newsletter.editions.build import archive_url, ordered_items
 from newsletter.models import (
     Edition,
     EditionStatus,
@@ -181,26 +181,6 @@ class PostPage(PageInfo):
     items: list[PostOut]
 
 
-class ProgressOut(BaseModel):
-    status: EditionStatus
-    total: int
-    sent: int
-    failed: int
-    skipped: int
-    uncertain: int
-    queued: int
-    sending: int
-    remaining: int
-
-    @classmethod
-    def of(cls, state: Progress) -> ProgressOut:
-        return cls(
-            status=EditionStatus(state.status), total=state.total, sent=state.sent,
-            failed=state.failed, skipped=state.skipped, uncertain=state.uncertain,
-            queued=state.queued, sending=state.sending, remaining=state.remaining,
-        )  # fmt: skip
-
-
 class EditionSummary(BaseModel):
     id: int
     list: str = Field(description="The list's slug.")
@@ -247,7 +227,7 @@ class EditionDetail(EditionSummary):
     html_bytes: int = Field(description="Size of the stored HTML (Gmail clips past ~102 KB).")
     render_ms: int
     archive_url: str = Field(description="Its public page once sent: the email's browser link.")
-    progress: ProgressOut
+    progress: Progress
 
     @classmethod
     def build(cls, edition: Edition, state: Progress, settings: Settings) -> EditionDetail:
@@ -271,7 +251,7 @@ class EditionDetail(EditionSummary):
             subject_override=edition.subject_override,
             preheader_override=edition.preheader_override, posts=posts,
             html_bytes=len(edition.html.encode()), render_ms=edition.render_ms,
-            archive_url=archive_url(edition, settings), progress=ProgressOut.of(state),
+            archive_url=archive_url(edition, settings), progress=state,
         )  # fmt: skip
 
 

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from sqlalchemy import select
 
 from newsletter.db import session_scope
-from newsletter.lists.service import ListError
+from newsletter.lists.service import ListError, lists_by_slug
 from newsletter.models import Frequency, NewsletterList, Subscriber, SubscriptionStatus
 from newsletter.subscriptions import readers
 from newsletter.subscriptions.readers import Preferences
@@ -158,7 +158,7 @@ def confirm(request: Request, token: Token) -> HTMLResponse:
             link={"url": "/subscribe", "label": "Sign up again"}, status_code=410,
         )  # fmt: skip
     if confirmed:
-        state.notifier("welcome", subscriber_id, confirmed)
+        state.handoff.send_notice("welcome", subscriber_id, confirmed)
     preferences = make_token(settings.secret_key, PREFERENCES, subscriber_id, list_ids[0])
     return message(
         request, "You're subscribed",
@@ -285,7 +285,7 @@ def save_preferences(
         )
     try:
         with session_scope(web(request).settings.database_url) as session:
-            chosen = readers.lists_by_slug(session, lists) if lists else []
+            chosen = lists_by_slug(session, lists) if lists else []
             wanted = Preferences(
                 frozenset(nl.id for nl in chosen), Frequency(frequency), paused == "on"
             )
@@ -293,7 +293,7 @@ def save_preferences(
                 session, reader.subscriber_id, wanted, client=client(request, "preferences"),
                 now=now(request),
             )  # fmt: skip
-    except ListError as error:
+    except (ListError, readers.UnknownList) as error:
         return _preferences_page(request, token, reader, error=str(error), status=400)
     return _preferences_page(request, token, reader, notice="Your preferences are saved.")
 

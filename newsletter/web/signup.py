@@ -7,10 +7,10 @@ import unicodedata
 from fastapi import Request
 
 from newsletter.db import session_scope
-from newsletter.lists.service import ListError
+from newsletter.lists.service import ListError, lists_by_slug
 from newsletter.models import Frequency
 from newsletter.subscriptions.addresses import InvalidAddress, normalise_address
-from newsletter.subscriptions.readers import lists_by_slug, request_signup
+from newsletter.subscriptions.readers import request_signup
 from newsletter.web.context import SIGNUP_WORDING, client, now, web
 
 MAX_LISTS = 20
@@ -73,4 +73,4 @@ def sign_up(
             frequency=Frequency(frequency), client=who, wording=SIGNUP_WORDING, now=now(request),
         )  # fmt: skip
     if result.pending_list_ids:
-        state.notifier("confirm", result.subscriber_id, result.pending_list_ids)
+        state.handoff.send_notice("confirm", result.subscriber_id, result.pending_list_ids)

@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
-from newsletter.delivery.personalise import PreparedEdition, Recipient
+from newsletter.delivery.prepared import PreparedEdition, Recipient
 from newsletter.models import Frequency, SubscriptionStatus
 from newsletter.subscriptions.service import Signup, find_subscriber, subscribe
 from tests.browser.helpers import (

@@ -14,13 +14,14 @@ from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
 from newsletter.db import session_scope
-from newsletter.delivery.send import Progress, progress
-from newsletter.digest.build import build_edition
+from newsletter.delivery.progress import Progress, progress
+from newsletter.editions.build import build_edition
 from newsletter.models import Edition, NewsletterList
 from newsletter.posts.ingest import upsert_posts
 from newsletter.posts.sources import parse_feed
 from newsletter.resources import data_path
 from newsletter.subscriptions.service import Signup, import_subscribers
+from tests.moments import TEST_NOW
 
 
 def sample_edition(
@@ -39,7 +40,7 @@ def wait_until_sent(edition_id: int, *, timeout: float = 60) -> Progress:
     deadline = time.monotonic() + timeout
     while True:
         with session_scope() as session:
-            state = progress(session, edition_id)
+            state = progress(session, edition_id, now=TEST_NOW)
         if state.status == "sent" and state.remaining == 0:
             return state
         if time.monotonic() > deadline:

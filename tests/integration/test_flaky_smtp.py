@@ -16,7 +16,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from newsletter.clock import system_clock
 from newsletter.config import Settings
+from newsletter.delivery.progress import Progress
+from newsletter.handoff import InProcessHandoff
 from newsletter.models import Delivery, DeliveryStatus, NewsletterList, Subscriber
 from tests.integration.helpers import (
     sample_edition,
@@ -101,6 +104,27 @@ def test_every_deliverable_message_arrives_exactly_once(
     send_edition.apply_async((edition.id,), queue=flaky_worker)
     state = wait_until_sent(edition.id, timeout=120)
 
+    assert_exactly_once(flaky_smtp, state, session)
+
+
+def test_the_in_process_hand_off_retries_like_the_workers(
+    flaky_smtp: SMTPServer, session: Session, daily_list: NewsletterList, settings: Settings,
+    now: datetime,
+) -> None:  # fmt: skip
+    """No broker: the same jobs in threads, with the same retries and the same outcome."""
+    edition = sample_edition(session, daily_list, READERS, now=now, settings=settings)
+    laptop = settings.model_copy(update={
+        "redis_url": "", "smtp_url": flaky_smtp.url, "batch_size": 40,
+        "retry_backoff_seconds": 0.2,
+    })  # fmt: skip
+
+    InProcessHandoff(laptop, system_clock).send_edition(edition.id)
+    state = wait_until_sent(edition.id, timeout=120)
+
+    assert_exactly_once(flaky_smtp, state, session)
+
+
+def assert_exactly_once(flaky_smtp: SMTPServer, state: Progress, session: Session) -> None:
     handler = flaky_smtp.handler
     assert isinstance(handler, FlakyHandler)
     retried = [address for address, times in handler.seen.items() if times > 1]

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
 from newsletter.db import session_scope
-from newsletter.delivery.send import progress
-from newsletter.editions import service
+from newsletter.delivery.progress import progress
+from newsletter.editions import lifecycle, service
 from newsletter.models import Delivery, DeliveryStatus, NewsletterList
 from tests.integration.helpers import (
     sample_edition,
@@ -26,6 +26,7 @@ from tests.integration.helpers import (
     stop_worker,
     wait_until_sent,
 )
+from tests.moments import TEST_NOW
 from tests.services import wait_for_worker
 from tests.smtp_server import SlowHandler, SMTPServer
 
@@ -115,7 +116,7 @@ def test_pause_stops_within_one_group_and_resume_reaches_everyone_else_once(
     stopped_at = once_quiet(slow_smtp)
     assert stopped_at - at_pause <= FLUSH, "more than one group left after the pause"
     with session_scope() as check:
-        paused = progress(check, edition_id)
+        paused = progress(check, edition_id, now=TEST_NOW)
     assert paused.status == "paused"
     assert paused.sent == stopped_at
     assert paused.queued == len(READERS) - stopped_at
@@ -140,7 +141,7 @@ def test_cancel_mid_send_reaches_nobody_else(in_flight: int, slow_smtp: SMTPServ
     stopped_at = once_quiet(slow_smtp)
     assert stopped_at - at_cancel <= FLUSH, "more than one group left after the cancel"
     with session_scope() as check:
-        state = progress(check, edition_id)
+        state = progress(check, edition_id, now=TEST_NOW)
         errors = set(
             check.scalars(
                 select(Delivery.last_error).where(
@@ -152,5 +153,5 @@ def test_cancel_mid_send_reaches_nobody_else(in_flight: int, slow_smtp: SMTPServ
     assert state.sent == stopped_at
     assert state.skipped == len(READERS) - stopped_at
     assert state.remaining == 0
-    assert errors == {service.CANCELLED_BY_EDITOR}
+    assert errors == {lifecycle.CANCELLED_BY_EDITOR}
     assert set(per_reader(slow_smtp).values()) == {1}

@@ -18,10 +18,11 @@ from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
 from newsletter.db import session_scope
-from newsletter.delivery.send import progress
+from newsletter.delivery.progress import progress
 from newsletter.models import NewsletterList
 from newsletter.runtime import free_port, redis_server_binary
 from tests.integration.helpers import sample_edition, start_solo_worker, stop_worker
+from tests.moments import TEST_NOW
 from tests.smtp_server import SlowHandler, SMTPServer
 
 READERS = [f"reader{i:03d}@example.com" for i in range(150)]
@@ -109,7 +110,7 @@ def test_send_completes_after_redis_restarts(
         deadline = time.monotonic() + 120
         while True:
             with session_scope(database_url) as check:
-                state = progress(check, edition.id)
+                state = progress(check, edition.id, now=TEST_NOW)
             if state.status == "sent":
                 break
             assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]

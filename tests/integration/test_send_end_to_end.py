@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
 from newsletter.db import session_scope
-from newsletter.delivery.send import pending_batches, start_sending
+from newsletter.delivery.fanout import pending_batches
+from newsletter.editions.lifecycle import start_sending
 from newsletter.models import Delivery, DeliveryStatus, NewsletterList
 from newsletter.subscriptions.tokens import UNSUBSCRIBE, read_token
 from tests.integration.helpers import sample_edition, wait_until_sent

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.clock import FrozenClock
 from newsletter.config import Settings
+from newsletter.delivery.fanout import BatchRange
 from newsletter.editors.service import create_editor, create_token
 from newsletter.lists.service import ListSpec, create_list
 from newsletter.models import ConsentEvent, Editor, NewsletterList, Subscriber, Subscription
@@ -33,30 +34,33 @@ class Notice:
 
 
 @dataclass
-class RecordingNotifier:
-    """Stands in for Celery: remembers each notice the app asked to send."""
+class RecordingHandoff:
+    """Stands in for the workers: remembers the work the app handed over, after its commit."""
 
-    calls: list[Notice] = field(default_factory=list)
+    calls: list[Notice] = field(default_factory=list)  # notices to readers
+    sent: list[int] = field(default_factory=list)  # editions to send
+    tests: list[tuple[int, str]] = field(default_factory=list)  # [TEST] copies
+    batches: list[BatchRange] = field(default_factory=list)
 
-    def __call__(self, kind: str, subscriber_id: int, list_ids: list[int]) -> None:
+    def send_notice(self, kind: str, subscriber_id: int, list_ids: list[int]) -> None:
         self.calls.append(Notice(kind, subscriber_id, list(list_ids)))
 
     def of_kind(self, kind: str) -> list[Notice]:
         return [call for call in self.calls if call.kind == kind]
 
-
-@dataclass
-class RecordingEditionSender:
-    """Stands in for Celery: remembers which editions the app asked to send or test."""
-
-    sent: list[int] = field(default_factory=list)
-    tests: list[tuple[int, str]] = field(default_factory=list)
-
-    def send(self, edition_id: int) -> None:
+    def send_edition(self, edition_id: int) -> None:
         self.sent.append(edition_id)
 
-    def test(self, edition_id: int, address: str) -> None:
+    def send_test(self, edition_id: int, address: str) -> None:
         self.tests.append((edition_id, address))
+
+    def deliver(self, batch: BatchRange, *, countdown: float = 0, retries: int = 0) -> None:
+        self.batches.append(batch)
+
+
+# The same recorder, by the name of what a test looks at.
+RecordingNotifier = RecordingHandoff
+RecordingEditionSender = RecordingHandoff
 
 
 @dataclass(frozen=True)
@@ -95,22 +99,26 @@ def make_list(session: Session, slug: str, name: str, description: str = "") -> 
 
 
 @pytest.fixture
-def notifier() -> RecordingNotifier:
-    return RecordingNotifier()
+def handoff() -> RecordingHandoff:
+    return RecordingHandoff()
+
+
+@pytest.fixture
+def notifier(handoff: RecordingHandoff) -> RecordingHandoff:
+    return handoff
 
 
 AppFactory = Callable[..., TestClient]
 
 
 @pytest.fixture
-def edition_sender() -> RecordingEditionSender:
-    return RecordingEditionSender()
+def edition_sender(handoff: RecordingHandoff) -> RecordingHandoff:
+    return handoff
 
 
 @pytest.fixture
 def make_client(
-    session: Session, settings: Settings, notifier: RecordingNotifier,
-    edition_sender: RecordingEditionSender, clock: FrozenClock,
+    session: Session, settings: Settings, handoff: RecordingHandoff, clock: FrozenClock,
 ) -> Iterator[AppFactory]:  # fmt: skip
     """Build a client on a fresh app, optionally with changed settings."""
     clients: list[TestClient] = []
@@ -122,9 +130,7 @@ def make_client(
         # Rate limits in this app's own memory, even when an earlier test (the live server)
         # pointed the process at Redis: every test starts with fresh limits.
         changed = settings.model_copy(update={"redis_url": "", **overrides})
-        app: FastAPI = create_app(
-            changed, notifier=notifier, edition_sender=edition_sender, clock=clock
-        )
+        app: FastAPI = create_app(changed, handoff=handoff, clock=clock)
         test_client = TestClient(
             app,
             headers={"user-agent": USER_AGENT, **(headers or {})},

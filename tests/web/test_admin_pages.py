@@ -15,12 +15,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
-from newsletter.delivery.send import Progress, deliver_batch, pending_batches, start_sending
+from newsletter.delivery.fanout import pending_batches
+from newsletter.delivery.progress import Progress, measure
 from newsletter.delivery.transports import MemoryTransport
-from newsletter.digest.build import ordered_items
+from newsletter.editions.build import ordered_items
+from newsletter.editions.lifecycle import start_sending
+from newsletter.editions.sending import run_batch
 from newsletter.lists.service import ListSpec, create_list
 from newsletter.models import (
     Delivery,
+    DeliveryStatus,
     Edition,
     EditionStatus,
     Feed,
@@ -30,7 +34,6 @@ from newsletter.models import (
 from newsletter.posts.ingest import upsert_posts
 from newsletter.rendering import placeholders
 from newsletter.subscriptions.service import Signup, subscribe
-from newsletter.web.admin.editions import measure
 from tests.factories import edition_with_readers, post
 from tests.moments import AROUND_THE_CLOCK, SEND_AT, inside_todays_window
 from tests.web.conftest import (
@@ -551,7 +554,7 @@ def test_progress_json_counts_a_send_under_way(
 ) -> None:
     start(session, edition, now - timedelta(seconds=10))
     first = pending_batches(session, edition.id, batch_size=2)[0]
-    deliver_batch(session, first, MemoryTransport(), settings, clock=lambda: now)
+    run_batch(session, first, MemoryTransport(), settings, clock=lambda: now)
 
     response = admin.get(f"/admin/editions/{edition.id}/progress")
 
@@ -572,7 +575,7 @@ def test_progress_of_a_finished_send_is_100_percent(
 ) -> None:
     start(session, edition, datetime.now(UTC))
     for batch in pending_batches(session, edition.id, batch_size=50):
-        deliver_batch(session, batch, MemoryTransport(), settings, clock=lambda: datetime.now(UTC))
+        run_batch(session, batch, MemoryTransport(), settings, clock=lambda: datetime.now(UTC))
 
     state = admin.get(f"/admin/editions/{edition.id}/progress").json()
 
@@ -589,30 +592,37 @@ def test_progress_of_an_unknown_edition_is_a_json_404(admin: AdminClient) -> Non
     assert response.json() == {"detail": "There is no edition 999999."}
 
 
-def counts(status: str, sent: int, queued: int, failed: int = 0) -> Progress:
-    return Progress(1, status, sent + queued + failed, sent, failed, 0, 0, queued, 0)
+def measured(
+    status: str, sent: int, queued: int, failed: int = 0, **times: datetime | None
+) -> Progress:
+    counts = {DeliveryStatus.SENT: sent, DeliveryStatus.QUEUED: queued,
+              DeliveryStatus.FAILED: failed}  # fmt: skip
+    return measure(1, EditionStatus(status), counts, **times)  # type: ignore[arg-type]
 
 
 START = datetime(2025, 5, 16, 7, 0, tzinfo=UTC)
 
 
 def test_measure_gives_the_rate_since_sending_started_and_the_time_left() -> None:
-    state = measure(counts("sending", sent=300, queued=900), started=START, finished=None,
+    state = measured("sending", sent=300, queued=900, started=START, finished=None,
                     now=START + timedelta(seconds=60))  # fmt: skip
 
     assert (state.percent, state.rate_per_s, state.eta_s) == (25.0, 5.0, 180)
 
 
 def test_measure_rounds_down_so_100_percent_means_done() -> None:
-    state = measure(counts("sending", sent=9999, queued=1), started=START, finished=None,
+    state = measured("sending", sent=9999, queued=1, started=START, finished=None,
                     now=START + timedelta(seconds=100))  # fmt: skip
 
     assert state.percent == 99.9
 
 
 def test_measure_a_finished_send_uses_its_own_duration_and_has_no_eta() -> None:
-    state = measure(
-        counts("sent", sent=90, queued=0, failed=10),
+    state = measured(
+        "sent",
+        sent=90,
+        queued=0,
+        failed=10,
         started=START,
         finished=START + timedelta(seconds=30),
         now=START + timedelta(hours=5),
@@ -622,7 +632,7 @@ def test_measure_a_finished_send_uses_its_own_duration_and_has_no_eta() -> None:
 
 
 def test_measure_a_paused_send_has_no_eta() -> None:
-    state = measure(counts("paused", sent=10, queued=10), started=START, finished=None,
+    state = measured("paused", sent=10, queued=10, started=START, finished=None,
                     now=START + timedelta(seconds=10))  # fmt: skip
 
     assert state.eta_s is None

@@ -22,15 +22,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
-from newsletter.delivery.personalise import Recipient
-from newsletter.delivery.send import (
-    deliver_batch,
-    pending_batches,
-    prepare_edition,
-    start_sending,
-)
+from newsletter.delivery.fanout import pending_batches
+from newsletter.delivery.prepared import Recipient, prepare_edition
 from newsletter.delivery.transports import MemoryTransport
-from newsletter.digest.build import archive_url, build_edition
+from newsletter.editions.build import archive_url, build_edition
+from newsletter.editions.lifecycle import start_sending
+from newsletter.editions.sending import run_batch
 from newsletter.models import Edition, EditionStatus, Frequency, NewsletterList
 from newsletter.rendering import placeholders
 from newsletter.web.archive import EDITION_CSP
@@ -93,7 +90,7 @@ def send(session: Session, edition: Edition, settings: Settings, now: datetime) 
     session.commit()
     transport = MemoryTransport()
     for batch in pending_batches(session, edition.id, settings.batch_size):
-        deliver_batch(session, batch, transport, settings, clock=clock)
+        run_batch(session, batch, transport, settings, clock=clock)
     session.refresh(edition)
     return transport
 

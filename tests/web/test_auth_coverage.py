@@ -25,7 +25,7 @@ from newsletter.config import Settings
 from newsletter.editors.service import revoke_token
 from newsletter.models import ApiToken
 from newsletter.web import create_app
-from tests.web.conftest import AdminClient, RecordingNotifier
+from tests.web.conftest import AdminClient, RecordingHandoff
 
 # FastAPI's own documentation routes: served, but not operations of the document itself.
 DOCUMENTATION = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
@@ -127,7 +127,7 @@ def _app() -> FastAPI:
     throwaway = Settings(
         environment="development", redis_url="", database_url="sqlite://", secret_key="x" * 32
     )
-    return create_app(throwaway, notifier=RecordingNotifier())
+    return create_app(throwaway, handoff=RecordingHandoff())
 
 
 ROUTES = walk(_app().routes)

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
-from newsletter.delivery.send import start_sending
+from newsletter.editions.lifecycle import start_sending
 from newsletter.editors.service import revoke_token
 from newsletter.lists.service import ListSpec, create_list
 from newsletter.models import (

@@ -14,10 +14,11 @@ from hypothesis import settings as hypothesis_settings
 from schemathesis.checks import not_a_server_error
 from sqlalchemy.orm import Session
 
+from newsletter.clock import FrozenClock
 from newsletter.config import Settings
 from newsletter.models import NewsletterList
 from newsletter.web import create_app
-from tests.web.conftest import RecordingNotifier
+from tests.web.conftest import RecordingHandoff, RecordingNotifier
 
 
 def test_documentation_pages_are_served(client: TestClient) -> None:
@@ -30,7 +31,7 @@ def _document() -> dict[str, Any]:
     throwaway = Settings(
         environment="development", redis_url="", database_url="sqlite://", secret_key="x" * 32
     )
-    return create_app(throwaway, notifier=RecordingNotifier()).openapi()
+    return create_app(throwaway, handoff=RecordingHandoff()).openapi()
 
 
 schema = schemathesis.openapi.from_dict(_document())
@@ -42,6 +43,7 @@ def web_app(
     settings: Settings,
     lists: list[NewsletterList],
     notifier: RecordingNotifier,
+    clock: FrozenClock,
 ) -> FastAPI:
     """The app under test, on the test database, with limits out of the generator's way."""
     return create_app(
@@ -52,7 +54,8 @@ def web_app(
                 "signup_rate_limit_per_address": "100000/minute",
             }
         ),
-        notifier=notifier,
+        handoff=notifier,
+        clock=clock,
     )
 
 

@@ -13,8 +13,10 @@ from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
 from newsletter.delivery.errors import PermanentFailure
-from newsletter.delivery.send import deliver_batch, pending_batches, start_sending
+from newsletter.delivery.fanout import pending_batches
 from newsletter.delivery.transports import MemoryTransport
+from newsletter.editions.lifecycle import start_sending
+from newsletter.editions.sending import run_batch
 from newsletter.models import NewsletterList, Subscription
 from newsletter.subscriptions.service import Signup, subscribe
 from newsletter.subscriptions.tokens import (
@@ -146,7 +148,7 @@ def test_metrics_count_messages_sent_and_failed(
     session.commit()
     transport = RefusingTransport(refused="bob@example.com")
     for batch in pending_batches(session, edition.id, settings.batch_size):
-        deliver_batch(session, batch, transport, settings, clock=lambda: datetime.now(UTC))
+        run_batch(session, batch, transport, settings, clock=lambda: datetime.now(UTC))
 
     assert metric(client, "newsletter_messages_total", status="sent") == 2
     assert metric(client, "newsletter_messages_total", status="failed") == 1

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
-from newsletter.delivery.send import start_sending
+from newsletter.editions.lifecycle import start_sending
 from newsletter.models import (
     ConsentAction,
     ConsentEvent,

@@ -20,8 +20,11 @@ from sqlalchemy.orm import Session
 
 from newsletter.clock import FrozenClock
 from newsletter.config import Settings
-from newsletter.delivery.send import deliver_batch, pending_batches, start_sending
+from newsletter.delivery import notices
+from newsletter.delivery.fanout import pending_batches
 from newsletter.delivery.transports import MemoryTransport
+from newsletter.editions.lifecycle import start_sending
+from newsletter.editions.sending import run_batch
 from newsletter.models import (
     ConsentAction,
     ConsentEvent,
@@ -32,7 +35,7 @@ from newsletter.models import (
     Subscription,
     SubscriptionStatus,
 )
-from newsletter.subscriptions import notices, readers
+from newsletter.subscriptions import readers
 from newsletter.subscriptions.consent import Client
 from newsletter.subscriptions.tokens import UNSUBSCRIBE, make_confirm_token, make_token
 from tests.factories import edition_with_readers
@@ -445,7 +448,7 @@ def test_list_unsubscribe_header_of_a_digest_works_with_one_click(
     session.commit()
     transport = MemoryTransport()
     for batch in pending_batches(session, edition.id, settings.batch_size):
-        deliver_batch(session, batch, transport, settings, clock=at_test_time)
+        run_batch(session, batch, transport, settings, clock=at_test_time)
     [(_, _, data)] = transport.sent
     message = parse(data)
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -485,7 +488,7 @@ def test_unsubscribe_takes_effect_for_a_send_in_progress(
 
     transport = MemoryTransport()
     for batch in pending_batches(session, edition.id, settings.batch_size):
-        deliver_batch(session, batch, transport, settings, clock=at_test_time)
+        run_batch(session, batch, transport, settings, clock=at_test_time)
 
     assert sorted(recipient for _, recipient, _ in transport.sent) == [
         "ann@example.com",

@@ -14,8 +14,8 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from newsletter.db import session_scope
-from newsletter.digest.schedule import ScheduleError, zone
-from newsletter.lists.service import change_schedule, get_list
+from newsletter.lists.schedule import ScheduleError, zone
+from newsletter.lists.service import change_schedule, find_list
 from newsletter.models import (
     Edition,
     EditionStatus,
@@ -121,7 +121,7 @@ def editions(
     page: PageNumber = 1,
 ) -> HTMLResponse:
     with session_scope(web(request).settings.database_url) as session:
-        nl = get_list(session, list_slug, missing_ok=True) if list_slug else None
+        nl = find_list(session, list_slug) if list_slug else None
         if list_slug and nl is None:
             return not_found(request, f"There is no list {list_slug!r}.")
         query = editions_of(nl.id if nl else None).options(joinedload(Edition.newsletter_list))
@@ -179,7 +179,7 @@ def update_list(
     wanted = ListSettings(schedule, timezone, requires_approval, weekly_day)
     try:
         with session_scope(web(request).settings.database_url) as session:
-            nl = get_list(session, slug, missing_ok=True)
+            nl = find_list(session, slug)
             if nl is None:
                 return not_found(request, f"There is no list {slug!r}.")
             change_schedule(

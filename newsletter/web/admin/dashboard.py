@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
@@ -13,9 +14,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from newsletter.db import session_scope
-from newsletter.delivery.send import Progress, progress
+from newsletter.delivery.progress import Progress, progress
 from newsletter.editions.service import todays_edition
-from newsletter.lists.service import get_list
+from newsletter.lists.service import find_list
 from newsletter.models import (
     Edition,
     EditionStatus,
@@ -77,7 +78,9 @@ def upcoming_editions(session: Session, limit: int = 10) -> list[Edition]:
     )
 
 
-def recent_sends(session: Session, limit: int = 10) -> list[tuple[Edition, Progress]]:
+def recent_sends(
+    session: Session, *, now: datetime, limit: int = 10
+) -> list[tuple[Edition, Progress]]:
     """The latest editions that went (or are going) out, with their delivery counts."""
     editions = session.scalars(
         select(Edition)
@@ -86,7 +89,7 @@ def recent_sends(session: Session, limit: int = 10) -> list[tuple[Edition, Progr
         .order_by(Edition.send_started_at.desc().nulls_last(), Edition.id.desc())
         .limit(limit)
     ).all()
-    return [(edition, progress(session, edition.id)) for edition in editions]
+    return [(edition, progress(session, edition.id, now=now)) for edition in editions]
 
 
 def troubled_feeds(session: Session) -> list[Feed]:
@@ -105,7 +108,7 @@ def dashboard(request: Request) -> HTMLResponse:
     with session_scope(web(request).settings.database_url) as session:
         return admin_page(
             request, "dashboard.html", lists=list_readers(session),
-            upcoming=upcoming_editions(session), sends=recent_sends(session),
+            upcoming=upcoming_editions(session), sends=recent_sends(session, now=now(request)),
             feeds=troubled_feeds(session), local_time=local_time,
         )  # fmt: skip
 
@@ -119,7 +122,7 @@ def dashboard(request: Request) -> HTMLResponse:
 def prepare_today(request: Request, slug: Slug) -> Response:
     settings = web(request).settings
     with session_scope(settings.database_url) as session:
-        nl = get_list(session, slug, missing_ok=True)
+        nl = find_list(session, slug)
         if nl is None:
             return not_found(request, f"There is no list {slug!r}.")
         result = todays_edition(session, nl, now=now(request), settings=settings)

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
-from newsletter.digest.schedule import zone
+from newsletter.lists.schedule import zone
 from newsletter.web.admin.common import PAGE_SIZE, admin_page
 
 

@@ -10,9 +10,8 @@ is the workers' job, not the request's). An edition that cannot do what was aske
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -21,11 +20,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from newsletter.db import session_scope
-from newsletter.delivery.send import Progress, audience_size, progress
-from newsletter.digest.build import ordered_items
-from newsletter.digest.schedule import zone
+from newsletter.delivery.fanout import audience_size
+from newsletter.delivery.progress import progress
 from newsletter.editions import service
+from newsletter.editions.build import ordered_items
 from newsletter.editions.service import EditionError, EditionNotFound, Touches, get_edition
+from newsletter.lists.schedule import zone
 from newsletter.models import (
     EDITABLE_STATUSES,
     Edition,
@@ -60,54 +60,6 @@ PREVIEW_HEADERS = {
 
 class BadForm(ValueError):
     """What the editor typed cannot be used; the message says how to fix it (400)."""
-
-
-@dataclass(frozen=True)
-class SendProgress:
-    """An edition's delivery counts, and how fast they are moving: the live progress box."""
-
-    status: str
-    total: int
-    sent: int
-    failed: int
-    skipped: int
-    uncertain: int
-    remaining: int
-    percent: float
-    rate_per_s: float | None
-    eta_s: int | None
-
-
-def measure(
-    counts: Progress, *, started: datetime | None, finished: datetime | None, now: datetime
-) -> SendProgress:
-    """The rate is messages sent over the time since sending started (until it finished)."""
-    done = counts.done
-    if counts.total:
-        # Rounded down: 100% only once nothing is left, never for 99.96%.
-        percent = math.floor(done * 1000 / counts.total) / 10
-    else:
-        percent = 100.0 if counts.status == EditionStatus.SENT else 0.0
-    rate = None
-    if started is not None and counts.sent:
-        elapsed = max(((finished or now) - started).total_seconds(), 0.001)
-        rate = round(counts.sent / elapsed, 2)
-    eta = None
-    if rate and counts.remaining and counts.status == EditionStatus.SENDING:
-        eta = math.ceil(counts.remaining / rate)
-    return SendProgress(
-        status=counts.status, total=counts.total, sent=counts.sent, failed=counts.failed,
-        skipped=counts.skipped, uncertain=counts.uncertain, remaining=counts.remaining,
-        percent=percent, rate_per_s=rate, eta_s=eta,
-    )  # fmt: skip
-
-
-def send_progress(session: Session, edition: Edition, *, now: datetime) -> SendProgress:
-    counts = progress(session, edition.id)
-    return measure(
-        counts, started=edition.send_started_at, finished=edition.sent_at or edition.cancelled_at,
-        now=now,
-    )  # fmt: skip
 
 
 def as_sample_reader(body: str, base_url: str) -> str:
@@ -172,7 +124,7 @@ def _edition_page(
             nl=nl, items=ordered_items(edition), form=form,
             status=edition.status.value, live=edition.status in LIVE,
             editable=edition.status in EDITABLE_STATUSES,
-            progress=send_progress(session, edition, now=moment) if shows_progress else None,
+            progress=progress(session, edition.id, now=moment) if shows_progress else None,
             readers=audience_size(session, edition), html_bytes=html_bytes,
             clip_bytes=GMAIL_CLIP_BYTES, clipped=html_bytes > GMAIL_CLIP_BYTES,
             text=as_sample_reader(edition.text, settings.base_url), local_time=local_time,
@@ -180,6 +132,10 @@ def _edition_page(
 
 
 Action = Callable[[Session, Edition], str]
+
+
+def _send(request: Request, edition_id: int) -> None:
+    web(request).handoff.send_edition(edition_id)
 
 
 def _act(
@@ -237,7 +193,7 @@ def progress_json(request: Request, edition_id: EditionId) -> JSONResponse:
         edition = session.get(Edition, edition_id)
         if edition is None:
             return JSONResponse({"detail": f"There is no edition {edition_id}."}, status_code=404)
-        state = send_progress(session, edition, now=now(request))
+        state = progress(session, edition.id, now=now(request))
     return JSONResponse(asdict(state), headers={"cache-control": "no-store"})
 
 
@@ -347,7 +303,7 @@ def send_test(request: Request, edition_id: EditionId) -> Response:
         return f"A test copy is on its way to {address}."
 
     return _act(
-        request, edition_id, run, after=lambda: web(request).editions.test(edition_id, address)
+        request, edition_id, run, after=lambda: web(request).handoff.send_test(edition_id, address)
     )
 
 
@@ -360,10 +316,12 @@ def send_test(request: Request, edition_id: EditionId) -> Response:
 def send_now(request: Request, edition_id: EditionId) -> Response:
     def run(session: Session, edition: Edition) -> str:
         moment = now(request)
-        service.schedule(edition, moment, now=moment)
+        service.schedule(session, edition, moment, now=moment)
         return "Sending has started: the numbers below move as the messages go out."
 
-    return _act(request, edition_id, run, after=lambda: web(request).editions.send(edition_id))
+    return _act(
+        request, edition_id, run, after=lambda: web(request).handoff.send_edition(edition_id)
+    )
 
 
 @router.post(
@@ -378,7 +336,7 @@ def schedule(
     def run(session: Session, edition: Edition) -> str:
         tz = edition.newsletter_list.timezone
         moment = local_moment(at, tz)
-        service.schedule(edition, moment, now=now(request))
+        service.schedule(session, edition, moment, now=now(request))
         return f"Scheduled for {local_time(moment, tz)}."
 
     return _act(request, edition_id, run, typed={"at": at})
@@ -399,7 +357,9 @@ def resume(request: Request, edition_id: EditionId) -> Response:
         service.resume(session, edition)
         return "Resumed: sending carries on where it stopped."
 
-    return _act(request, edition_id, run, after=lambda: web(request).editions.send(edition_id))
+    return _act(
+        request, edition_id, run, after=lambda: web(request).handoff.send_edition(edition_id)
+    )
 
 
 @router.post("/{edition_id}/cancel", response_class=HTMLResponse, summary="Cancel the edition")

@@ -9,8 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
-from newsletter.delivery.send import start_sending
-from newsletter.editions.service import CANCELLED_BY_EDITOR
+from newsletter.editions.lifecycle import CANCELLED_BY_EDITOR, start_sending
 from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, NewsletterList
 from newsletter.posts.ingest import upsert_posts
 from tests.cli_runner import run

@@ -8,11 +8,14 @@ import pytest
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
-from newsletter.delivery.recovery import reconcile, retry_uncertain
-from newsletter.delivery.send import deliver_batch, pending_batches, progress, start_sending
+from newsletter.delivery.fanout import pending_batches
+from newsletter.delivery.progress import progress
 from newsletter.delivery.transports import MemoryTransport
+from newsletter.editions.lifecycle import start_sending
+from newsletter.editions.sending import reconcile, retry_uncertain, run_batch
 from newsletter.models import EditionStatus, NewsletterList
 from tests.factories import edition_with_readers
+from tests.moments import TEST_NOW
 
 READERS = [f"reader{i}@example.com" for i in range(6)]
 
@@ -50,7 +53,7 @@ def crashed(
     transport = DiesOnThirdMessage()
     batch = pending_batches(session, edition.id, settings.batch_size)[0]
     with pytest.raises(WorkerKilled):
-        deliver_batch(session, batch, transport, settings, clock=clock)
+        run_batch(session, batch, transport, settings, clock=clock)
     session.rollback()
     return edition.id, transport
 
@@ -70,7 +73,7 @@ def test_the_group_in_flight_is_uncertain_and_the_rest_still_queued(
     edition_id, _ = crashed
     result = reconcile(session, now=later(), stale_after=timedelta(minutes=20))
     session.commit()
-    state = progress(session, edition_id)
+    state = progress(session, edition_id, now=TEST_NOW)
     assert (result.uncertain, result.editions) == (2, [edition_id])
     assert (state.sent, state.uncertain, state.queued, state.sending) == (2, 2, 2, 0)
 
@@ -83,10 +86,10 @@ def test_resuming_mails_everyone_else_exactly_once(
     session.commit()
     second_run = MemoryTransport()
     for batch in pending_batches(session, edition_id, settings.batch_size):
-        deliver_batch(session, batch, second_run, settings, clock=clock)
+        run_batch(session, batch, second_run, settings, clock=clock)
     received = [rcpt for _, rcpt, _ in first_run.sent + second_run.sent]
     assert received == [READERS[0], READERS[1], READERS[4], READERS[5]]
-    state = progress(session, edition_id)
+    state = progress(session, edition_id, now=TEST_NOW)
     assert (state.status, state.sent, state.uncertain) == (EditionStatus.SENT, 4, 2)
 
 
@@ -97,14 +100,14 @@ def test_operator_can_retry_the_uncertain_ones(
     reconcile(session, now=later(), stale_after=timedelta(minutes=20))
     session.commit()
     for batch in pending_batches(session, edition_id, settings.batch_size):
-        deliver_batch(session, batch, MemoryTransport(), settings, clock=clock)
+        run_batch(session, batch, MemoryTransport(), settings, clock=clock)
     assert retry_uncertain(session, edition_id, now=clock()) == 2
     session.commit()
     retry = MemoryTransport()
     for batch in pending_batches(session, edition_id, settings.batch_size):
-        deliver_batch(session, batch, retry, settings, clock=clock)
+        run_batch(session, batch, retry, settings, clock=clock)
     assert [rcpt for _, rcpt, _ in retry.sent] == [READERS[2], READERS[3]]
-    assert progress(session, edition_id).status == EditionStatus.SENT
+    assert progress(session, edition_id, now=TEST_NOW).status == EditionStatus.SENT
 
 
 def test_an_idle_send_with_lost_tasks_is_resumed(

@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from newsletter.config import Settings
-from newsletter.delivery.personalise import PreparedEdition, Recipient
-from newsletter.delivery.signing import DKIMSigner, SigningTransport, outgoing_transport
-from newsletter.delivery.transports import MemoryTransport
+from newsletter.delivery.prepared import PreparedEdition, Recipient
+from newsletter.delivery.signing import DKIMSigner
+from newsletter.delivery.transports import MemoryTransport, SigningTransport, outgoing_transport
 from newsletter.rendering.digest import DigestContext, Story, render_digest
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from newsletter.digest.build import story_of
+from newsletter.editions.build import story_of
 from newsletter.models import Post
 from newsletter.posts.schema import PostIn
 from newsletter.posts.sources import parse_feed

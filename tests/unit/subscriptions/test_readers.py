@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
-from newsletter.delivery.send import start_sending
-from newsletter.lists.service import ListError, ListSpec, create_list
+from newsletter.editions.lifecycle import start_sending
+from newsletter.lists.service import ListError, ListSpec, create_list, lists_by_slug
 from newsletter.models import (
     ConsentAction,
     ConsentEvent,
@@ -83,7 +83,7 @@ def count(session: Session, model: type) -> int:
 def test_lists_by_slug_keeps_order_and_drops_repeats(
     session: Session, daily_list: NewsletterList, tech_list: NewsletterList
 ) -> None:
-    found = readers.lists_by_slug(session, ["tech", "daily", "tech"])
+    found = lists_by_slug(session, ["tech", "daily", "tech"])
 
     assert [nl.slug for nl in found] == ["tech", "daily"]
 
@@ -95,7 +95,7 @@ def test_lists_by_slug_refuses_unknown_or_none(
     session: Session, daily_list: NewsletterList, slugs: list[str], message: str
 ) -> None:
     with pytest.raises(ListError, match=message):
-        readers.lists_by_slug(session, slugs)
+        lists_by_slug(session, slugs)
 
 
 # --- request_signup ------------------------------------------------------------------------
@@ -420,7 +420,7 @@ def test_preferences_refuse_an_unknown_list(
     session: Session, confirmed: int, daily_list: NewsletterList, now: datetime
 ) -> None:
     wanted = Preferences(frozenset({daily_list.id, 999}), Frequency.DAILY, False)
-    with pytest.raises(ListError):
+    with pytest.raises(readers.UnknownList):
         readers.update_preferences(session, confirmed, wanted, client=WHO, now=now)
     session.rollback()
 

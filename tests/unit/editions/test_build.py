@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
-from newsletter.digest.build import BuildResult, build_edition
+from newsletter.editions.build import BuildResult, build_edition
 from newsletter.lists.service import ListSpec, create_list
 from newsletter.models import Edition, EditionStatus, NewsletterList, Post
 from newsletter.posts.ingest import upsert_posts

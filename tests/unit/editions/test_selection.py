@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from datetime import UTC, datetime, timedelta
 
-from newsletter.digest.selection import Candidate, select_posts
+from newsletter.editions.selection import Candidate, select_posts
 
 START = datetime(2025, 5, 15, 7, 0, tzinfo=UTC)
 CUTOFF = datetime(2025, 5, 16, 7, 0, tzinfo=UTC)

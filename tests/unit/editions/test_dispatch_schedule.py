@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
 from newsletter.db import session_factory
-from newsletter.delivery.send import start_sending
-from newsletter.dispatch import dispatch_due
 from newsletter.editions import service
+from newsletter.editions.dispatch import dispatch_due
+from newsletter.editions.lifecycle import start_sending
 from newsletter.lists.service import ListSpec, create_list
 from newsletter.models import (
     Delivery,
@@ -399,7 +399,9 @@ def test_an_approved_draft_goes_out_at_the_time_the_editor_chose(
     publish(session, 1, MAY_16 - timedelta(hours=3))
     run_dispatcher(session, settings, MAY_16)
     [edition] = daily_editions(session, nl)
-    service.schedule(edition, MAY_16 + timedelta(hours=1), now=MAY_16 + timedelta(minutes=20))
+    service.schedule(
+        session, edition, MAY_16 + timedelta(hours=1), now=MAY_16 + timedelta(minutes=20)
+    )
     session.commit()
     assert run_dispatcher(session, settings, MAY_16 + timedelta(minutes=59)) == []
     assert run_dispatcher(session, settings, MAY_16 + timedelta(hours=1)) == [edition.id]

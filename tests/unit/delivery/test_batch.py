@@ -15,15 +15,12 @@ from newsletter.delivery.errors import (
     TemporaryFailure,
     Throttled,
 )
-from newsletter.delivery.send import (
-    BatchRange,
-    SendError,
-    deliver_batch,
-    pending_batches,
-    progress,
-    start_sending,
-)
+from newsletter.delivery.fanout import BatchRange, pending_batches
+from newsletter.delivery.progress import progress
 from newsletter.delivery.transports import MemoryTransport
+from newsletter.editions.errors import TransitionError
+from newsletter.editions.lifecycle import start_sending
+from newsletter.editions.sending import run_batch
 from newsletter.models import (
     Delivery,
     DeliveryStatus,
@@ -33,6 +30,7 @@ from newsletter.models import (
     SubscriptionStatus,
 )
 from tests.factories import edition_with_readers
+from tests.moments import TEST_NOW
 
 READERS = ["ann@example.com", "bob@example.com", "cat@example.com", "dan@example.com"]
 
@@ -67,7 +65,7 @@ def send_all(
     session: Session, edition_id: int, transport: MemoryTransport, settings: Settings
 ) -> None:
     for batch in pending_batches(session, edition_id, settings.batch_size):
-        deliver_batch(session, batch, transport, settings, clock=clock)
+        run_batch(session, batch, transport, settings, clock=clock)
 
 
 def test_start_sending_creates_one_delivery_per_confirmed_reader(
@@ -113,7 +111,7 @@ def test_every_reader_gets_one_message_and_edition_is_sent(
     transport = MemoryTransport()
     send_all(session, edition_id, transport, settings)
     assert sorted(rcpt for _, rcpt, _ in transport.sent) == READERS
-    state = progress(session, edition_id)
+    state = progress(session, edition_id, now=TEST_NOW)
     assert (state.status, state.sent, state.remaining) == (EditionStatus.SENT, len(READERS), 0)
 
 
@@ -124,8 +122,8 @@ def test_running_a_batch_twice_sends_nothing_twice(
     session.commit()
     transport = MemoryTransport()
     batch = pending_batches(session, edition_id, settings.batch_size)[0]
-    deliver_batch(session, batch, transport, settings, clock=clock)
-    deliver_batch(session, batch, transport, settings, clock=clock)
+    run_batch(session, batch, transport, settings, clock=clock)
+    run_batch(session, batch, transport, settings, clock=clock)
     assert len(transport.sent) == len(READERS)
 
 
@@ -140,7 +138,7 @@ def test_reader_who_left_after_the_send_began_is_skipped(
     transport = MemoryTransport()
     send_all(session, edition_id, transport, settings)
     assert leaver.subscriber.email not in [rcpt for _, rcpt, _ in transport.sent]
-    assert progress(session, edition_id).skipped == 1
+    assert progress(session, edition_id, now=TEST_NOW).skipped == 1
 
 
 def test_permanent_failure_is_recorded_and_not_retried(
@@ -162,10 +160,10 @@ def test_temporary_failure_is_queued_again_then_delivered(
     session.commit()
     transport = FlakyTransport({"bob@example.com": TemporaryFailure("451 try later", 451)})
     batch = pending_batches(session, edition_id, settings.batch_size)[0]
-    result = deliver_batch(session, batch, transport, settings, clock=clock)
+    result = run_batch(session, batch, transport, settings, clock=clock)
     assert result.needs_retry
-    assert progress(session, edition_id).queued == 1
-    deliver_batch(session, batch, transport, settings, clock=clock)
+    assert progress(session, edition_id, now=TEST_NOW).queued == 1
+    run_batch(session, batch, transport, settings, clock=clock)
     assert sorted(rcpt for _, rcpt, _ in transport.sent) == READERS
 
 
@@ -176,9 +174,9 @@ def test_lost_connection_requeues_only_the_unsent_rest(
     session.commit()
     transport = FlakyTransport({"cat@example.com": ConnectionLost("connection reset")})
     batch = pending_batches(session, edition_id, settings.batch_size)[0]
-    deliver_batch(session, batch, transport, settings, clock=clock)
-    assert progress(session, edition_id).queued == 2
-    deliver_batch(session, batch, transport, settings, clock=clock)
+    run_batch(session, batch, transport, settings, clock=clock)
+    assert progress(session, edition_id, now=TEST_NOW).queued == 2
+    run_batch(session, batch, transport, settings, clock=clock)
     assert sorted(rcpt for _, rcpt, _ in transport.sent) == READERS
 
 
@@ -189,7 +187,7 @@ def test_rate_limited_rest_waits_without_using_attempts(
     session.commit()
     transport = FlakyTransport({"bob@example.com": Throttled("rate limited for 600 s", 600)})
     batch = pending_batches(session, edition_id, settings.batch_size)[0]
-    result = deliver_batch(session, batch, transport, settings, clock=clock)
+    result = run_batch(session, batch, transport, settings, clock=clock)
     assert (result.sent, result.retry_after) == (1, 600)
     waiting = session.scalars(
         select(Delivery).where(Delivery.status == DeliveryStatus.QUEUED)
@@ -206,8 +204,8 @@ def test_attempts_are_capped(
     batch = pending_batches(session, edition_id, settings.batch_size)[0]
     for _ in range(settings.max_delivery_attempts):
         transport = FlakyTransport({"ann@example.com": TemporaryFailure("452 mailbox full", 452)})
-        deliver_batch(session, batch, transport, settings, clock=clock)
-    state = progress(session, edition_id)
+        run_batch(session, batch, transport, settings, clock=clock)
+    state = progress(session, edition_id, now=TEST_NOW)
     assert (state.failed, state.remaining, state.status) == (1, 0, EditionStatus.SENT)
 
 
@@ -218,14 +216,12 @@ def test_a_skipped_edition_cannot_be_sent(
         session, daily_list, READERS, now=now, settings=settings, posts=0
     )
     assert edition.status == EditionStatus.SKIPPED
-    with pytest.raises(SendError, match="skipped"):
+    with pytest.raises(TransitionError, match="skipped"):
         start_sending(session, edition.id, now=now)
 
 
 def test_batch_of_an_unknown_edition_does_nothing(session: Session, settings: Settings) -> None:
-    result = deliver_batch(
-        session, BatchRange(999, 1, 10), MemoryTransport(), settings, clock=clock
-    )
+    result = run_batch(session, BatchRange(999, 1, 10), MemoryTransport(), settings, clock=clock)
     assert result.sent == 0
 
 
@@ -234,7 +230,7 @@ def test_an_edition_without_readers_is_finished_at_once(
 ) -> None:
     edition = edition_with_readers(session, daily_list, [], now=now, settings=settings)
     assert start_sending(session, edition.id, now=now) == 0
-    state = progress(session, edition.id)
+    state = progress(session, edition.id, now=TEST_NOW)
     assert (state.status, state.total) == (EditionStatus.SENT, 0)
 
 

@@ -15,8 +15,9 @@ from datetime import datetime
 from email.utils import format_datetime
 from functools import cached_property
 
+from newsletter.config import Settings
 from newsletter.delivery.mime import build_message
-from newsletter.delivery.template import (
+from newsletter.delivery.mime_template import (
     HEADER_LIST_UNSUBSCRIBE,
     HEADER_MESSAGE_ID,
     HEADER_TO,
@@ -24,6 +25,7 @@ from newsletter.delivery.template import (
     compile_template,
     qp_value,
 )
+from newsletter.models import Edition
 from newsletter.rendering import placeholders
 from newsletter.subscriptions.tokens import PREFERENCES, UNSUBSCRIBE, make_token
 
@@ -157,3 +159,23 @@ class PreparedEdition:
             headers=headers,
         )
         return Personalised(message_id=message_id, data=data)
+
+
+def prepare_edition(edition: Edition, settings: Settings, *, now: datetime) -> PreparedEdition:
+    nl = edition.newsletter_list
+    return PreparedEdition(
+        edition_id=edition.id,
+        list_id=nl.id,
+        list_slug=nl.slug,
+        list_name=nl.name,
+        subject=edition.subject,
+        html=edition.html,
+        text=edition.text,
+        from_name=nl.from_name,
+        from_address=nl.from_address,
+        reply_to=nl.reply_to,
+        domain=settings.message_domain,
+        base_url=settings.base_url,
+        secret_key=settings.secret_key,
+        date=now,
+    )

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
-from newsletter.dispatch import dispatch_due
+from newsletter.editions.dispatch import dispatch_due
 from newsletter.models import Edition, NewsletterList
 from newsletter.posts.ingest import upsert_posts
 from tests.factories import post

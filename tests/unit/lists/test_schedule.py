@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from newsletter.digest.schedule import (
+from newsletter.lists.schedule import (
     ScheduleError,
+    due_days,
     edition_cutoff,
-    is_due,
     local_date,
     scheduled_time,
     validate_schedule,
@@ -92,6 +92,12 @@ def test_edition_cutoff_on_fall_back_skipped_day_spans_25_hours() -> None:
     assert edition_cutoff(WEEKDAYS, NEW_YORK, date(2025, 11, 2), utc(2025, 12, 1)) == utc(
         2025, 11, 3, 5
     )
+
+
+def is_due(expression: str, timezone: str, now: datetime) -> bool:
+    """Whether the dispatcher sees today's (local) edition as due at ``now``."""
+    today = local_date(timezone, now)
+    return any(day == today for day, _ in due_days(expression, timezone, now, timedelta(0)))
 
 
 def test_not_due_a_minute_before_the_scheduled_time() -> None:

@@ -97,9 +97,7 @@ def confirmation(
     if loaded is None:
         return None
     subscriber, lists = loaded
-    token = make_confirm_token(
-        settings.secret_key, subscriber.id, [nl.id for nl in lists], now=now
-    )
+    token = make_confirm_token(settings.secret_key, subscriber.id, [nl.id for nl in lists], now=now)
     context = {
         "confirm_url": f"{settings.base_url.rstrip('/')}/confirm/{token}",
         "expires_hours": settings.confirm_token_max_age_hours,

@@ -21,8 +21,7 @@ from sqlalchemy.orm import Session, load_only
 from sqlalchemy.sql.elements import ColumnElement
 
 from newsletter.config import Settings
-from newsletter.digest.build import archive_url
-from newsletter.lists.service import SLUG
+from newsletter.editions.build import archive_url
 from newsletter.models import Edition, EditionStatus, Frequency, NewsletterList
 from newsletter.rendering import placeholders
 
@@ -35,7 +34,6 @@ __all__ = [
     "archive_page",
     "edition_date",
     "feed_entries",
-    "find_list",
     "public_edition",
     "reader_view",
     "rss",
@@ -93,14 +91,6 @@ class ArchivePage:
     @property
     def has_next(self) -> bool:
         return self.page < self.pages
-
-
-def find_list(session: Session, slug: str) -> NewsletterList | None:
-    """The list at ``slug``; anything that cannot be a slug is not looked up at all (the
-    address is the visitor's to type, and PostgreSQL refuses a NUL in a query)."""
-    if not SLUG.fullmatch(slug):
-        return None
-    return session.scalar(select(NewsletterList).where(NewsletterList.slug == slug))
 
 
 def edition_date(text: str) -> date | None:

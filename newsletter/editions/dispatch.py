@@ -18,15 +18,15 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
-from newsletter.db import affected_rows
-from newsletter.digest.build import build_edition
-from newsletter.digest.schedule import due_days, edition_cutoff
+from newsletter.editions import lifecycle
+from newsletter.editions.build import build_edition
 from newsletter.editions.service import refresh_posts
+from newsletter.lists.schedule import due_days, edition_cutoff
 from newsletter.models import Edition, EditionStatus, Frequency, NewsletterList
 
 log = logging.getLogger(__name__)
@@ -93,28 +93,20 @@ def _schedule_early(
 ) -> None:
     """An auto list's early edition goes at the list's time, with the posts published since.
 
-    Claimed first by a conditional UPDATE: of two dispatchers at once, the second waits for
-    the first's commit (the row lock), then matches nothing and leaves the posts alone.
+    Claimed first by a conditional UPDATE (see :mod:`newsletter.editions.lifecycle`): of two
+    dispatchers at once, the second matches nothing and leaves the posts alone.
     """
     nl = edition.newsletter_list
     cutoff = edition_cutoff(nl.schedule, nl.timezone, edition.edition_date, now)
     if edition.status == EditionStatus.DRAFT:
-        claim = update(Edition).where(Edition.status == EditionStatus.DRAFT)
-        claim = claim.values(status=EditionStatus.SCHEDULED, scheduled_at=moment)
+        claimed = lifecycle.approve_early(session, edition, moment)
     else:  # skipped while empty: look again once, for what came before the list's time
-        claim = update(Edition).where(
-            Edition.status == EditionStatus.SKIPPED, Edition.cutoff < cutoff
-        )
-        claim = claim.values(status=EditionStatus.SKIPPED)
-    claimed = session.execute(
-        claim.where(Edition.id == edition.id).execution_options(synchronize_session=False)
-    )
-    session.expire(edition)  # read it as the claim left it, not as first loaded
-    if not affected_rows(claimed):
+        claimed = lifecycle.claim_skipped(session, edition, cutoff)
+    if not claimed:
         return
     refresh_posts(session, edition, now=now, settings=settings)
     if edition.status == EditionStatus.DRAFT:  # was skipped, has posts now
-        edition.status, edition.scheduled_at = EditionStatus.SCHEDULED, moment
+        lifecycle.approve_early(session, edition, moment)
 
 
 def _missed_day(
@@ -158,17 +150,5 @@ def _record_missed(session: Session, *, now: datetime, grace: timedelta) -> None
     ).all()
     for edition_id, moment in late:
         assert moment is not None  # the query compared it
-        missed = session.execute(
-            update(Edition)
-            .where(
-                Edition.id == edition_id,
-                or_(
-                    Edition.status == EditionStatus.SCHEDULED,
-                    Edition.status == EditionStatus.DRAFT,
-                ),
-            )
-            .values(status=EditionStatus.MISSED, skip_reason=_missed_reason(moment, now))
-            .execution_options(synchronize_session=False)
-        )
-        if affected_rows(missed):
+        if lifecycle.miss(session, edition_id, _missed_reason(moment, now)):
             log.warning("edition %s missed: %s", edition_id, _missed_reason(moment, now))

@@ -8,8 +8,8 @@ from email.message import EmailMessage
 
 import pytest
 
-from newsletter.delivery.personalise import PreparedEdition, Recipient
-from newsletter.delivery.template import qp_value
+from newsletter.delivery.mime_template import qp_value
+from newsletter.delivery.prepared import PreparedEdition, Recipient
 from newsletter.rendering.digest import DigestContext, Story, render_digest
 from newsletter.subscriptions.tokens import UNSUBSCRIBE, read_token
 

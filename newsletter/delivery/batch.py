@@ -1,9 +1,10 @@
-"""Sending an edition: the ledger of deliveries is the source of truth.
+"""A batch: claim a group of deliveries, send each over one connection, record the outcomes.
 
-``start_sending`` creates one delivery row per confirmed reader inside the database and
-returns the batches to enqueue (after the caller commits). ``deliver_batch`` sends one batch
-over one transport connection. A row is claimed before its message leaves and marked sent
-only once the server accepted it, so a batch run twice never mails anyone twice.
+A row is claimed (``sending``, under a fresh claim) in a commit before its message leaves,
+and marked sent only once the server accepted it, so a batch run twice never mails anyone
+twice. Failures are split by kind: permanent ones are recorded and never retried, temporary
+ones go back to the queue until ``max_delivery_attempts``, an uncertain one (the connection
+dropped while the server had the whole message) is set aside for an operator.
 """
 
 from __future__ import annotations
@@ -15,22 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import (
-    Table,
-    and_,
-    bindparam,
-    exists,
-    func,
-    insert,
-    literal,
-    select,
-    update,
-)
+from sqlalchemy import Table, and_, bindparam, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
 from newsletter.config import Settings
-from newsletter.db import affected_rows
 from newsletter.delivery.errors import (
     ConnectionLost,
     DeliveryUncertain,
@@ -38,14 +27,14 @@ from newsletter.delivery.errors import (
     TemporaryFailure,
     Throttled,
 )
-from newsletter.delivery.personalise import PreparedEdition, Recipient
+from newsletter.delivery.fanout import BatchRange
+from newsletter.delivery.prepared import PreparedEdition, Recipient, prepare_edition
 from newsletter.delivery.transports import Transport
 from newsletter.models import (
     Delivery,
     DeliveryStatus,
     Edition,
     EditionStatus,
-    Frequency,
     Subscriber,
     SubscriberStatus,
     Subscription,
@@ -53,19 +42,6 @@ from newsletter.models import (
 )
 
 _DELIVERIES = cast(Table, Delivery.__table__)
-
-
-class SendError(ValueError):
-    """An edition cannot be sent as asked; the message says why."""
-
-
-@dataclass(frozen=True)
-class BatchRange:
-    """Deliveries of one edition with ``first_id <= id <= last_id``: a keyset range."""
-
-    edition_id: int
-    first_id: int
-    last_id: int
 
 
 @dataclass
@@ -83,159 +59,6 @@ class BatchResult:
     @property
     def needs_retry(self) -> bool:
         return self.retry > 0
-
-
-def _receives(frequency: Frequency) -> ColumnElement[bool]:
-    """Readers of an edition: confirmed, not paused, on its frequency, not blocked."""
-    return and_(
-        Subscription.status == SubscriptionStatus.CONFIRMED,
-        Subscription.paused_at.is_(None),
-        Subscription.frequency == frequency,
-        Subscriber.status == SubscriberStatus.ACTIVE,
-    )
-
-
-FANOUT_CHUNK = 50_000
-
-
-def audience_size(session: Session, edition: Edition) -> int:
-    """How many readers a send of the edition would reach now."""
-    count = session.scalar(
-        select(func.count())
-        .select_from(Subscription)
-        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-        .where(Subscription.list_id == edition.list_id, _receives(edition.frequency))
-    )
-    return int(count or 0)
-
-
-def start_sending(
-    session: Session, edition_id: int, *, now: datetime, chunk: int = FANOUT_CHUNK
-) -> int:
-    """Move a draft or scheduled edition to sending and create its deliveries; returns how many.
-
-    Rows are created set-based, one INSERT ... SELECT per ``chunk`` readers (a keyset range
-    of subscriber IDs), all in the caller's transaction: the edition is sending with all of
-    its rows, or not sending with none. Only the caller whose UPDATE moves the edition to
-    ``sending`` creates rows, so sending the same edition twice, even at once from two
-    processes, creates them once.
-    """
-    edition = session.get(Edition, edition_id)
-    if edition is None:
-        raise SendError(f"no edition {edition_id}")
-    if edition.status in (EditionStatus.SKIPPED, EditionStatus.MISSED):
-        raise SendError(f"edition {edition_id} was {edition.status.value}: {edition.skip_reason}")
-    if edition.status == EditionStatus.CANCELLED:
-        raise SendError(f"edition {edition_id} was cancelled by an editor")
-    moved = session.execute(
-        update(Edition)
-        .where(
-            Edition.id == edition_id,
-            Edition.status.in_([EditionStatus.DRAFT, EditionStatus.SCHEDULED]),
-        )
-        .values(status=EditionStatus.SENDING, send_started_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if not affected_rows(moved):
-        return 0
-    created, after = 0, 0
-    while (upto := _next_bound(session, edition.list_id, after, chunk)) is not None:
-        created += _create_deliveries(session, edition, after, upto, now)
-        after = upto
-    # No reader at all: nothing will ever finish the edition, so finish it now.
-    finish_if_complete(session, edition_id, now=now)
-    session.refresh(edition)
-    return created
-
-
-def _next_bound(session: Session, list_id: int, after: int, chunk: int) -> int | None:
-    """The subscriber ID that ends the next ``chunk`` subscriptions of the list past ``after``."""
-    ids = (
-        select(Subscription.subscriber_id)
-        .where(Subscription.list_id == list_id, Subscription.subscriber_id > after)
-        .order_by(Subscription.subscriber_id)
-        .limit(chunk)
-        .subquery()
-    )
-    bound = session.scalar(select(func.max(ids.c.subscriber_id)))
-    return None if bound is None else int(bound)
-
-
-def _create_deliveries(
-    session: Session, edition: Edition, after: int, upto: int, now: datetime
-) -> int:
-    readers = (
-        select(
-            literal(edition.id),
-            Subscription.subscriber_id,
-            literal(DeliveryStatus.QUEUED.value),
-            literal(0),
-            literal(""),
-            literal(now, Delivery.created_at.type),
-            literal(now, Delivery.updated_at.type),
-        )
-        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-        .where(
-            Subscription.list_id == edition.list_id,
-            Subscription.subscriber_id > after,
-            Subscription.subscriber_id <= upto,
-            _receives(edition.frequency),
-        )
-        .where(
-            ~exists().where(
-                Delivery.edition_id == edition.id,
-                Delivery.subscriber_id == Subscription.subscriber_id,
-            )
-        )
-        .order_by(Subscription.subscriber_id)
-    )
-    columns = ["edition_id", "subscriber_id", "status", "attempts", "last_error",
-               "created_at", "updated_at"]  # fmt: skip
-    # A Core insert of the table: the ORM's bulk-insert path would not report a row count.
-    return affected_rows(
-        session.execute(
-            insert(_DELIVERIES).from_select(columns, readers),
-            execution_options={"preserve_rowcount": True},
-        )
-    )
-
-
-def pending_batches(session: Session, edition_id: int, batch_size: int) -> list[BatchRange]:
-    """Keyset ranges over the edition's queued deliveries, ``batch_size`` rows each."""
-    numbered = (
-        select(
-            Delivery.id.label("id"),
-            func.row_number().over(order_by=Delivery.id).label("n"),
-        )
-        .where(Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.QUEUED)
-        .subquery()
-    )
-    bounds = session.execute(
-        select(func.min(numbered.c.id), func.max(numbered.c.id))
-        .group_by((numbered.c.n - 1) // batch_size)
-        .order_by(func.min(numbered.c.id))
-    ).all()
-    return [BatchRange(edition_id, int(first), int(last)) for first, last in bounds]
-
-
-def prepare_edition(edition: Edition, settings: Settings, *, now: datetime) -> PreparedEdition:
-    nl = edition.newsletter_list
-    return PreparedEdition(
-        edition_id=edition.id,
-        list_id=nl.id,
-        list_slug=nl.slug,
-        list_name=nl.name,
-        subject=edition.subject,
-        html=edition.html,
-        text=edition.text,
-        from_name=nl.from_name,
-        from_address=nl.from_address,
-        reply_to=nl.reply_to,
-        domain=settings.message_domain,
-        base_url=settings.base_url,
-        secret_key=settings.secret_key,
-        date=now,
-    )
 
 
 @dataclass
@@ -367,6 +190,8 @@ def deliver_batch(
 
     The batch stops early, leaving the rest queued, when the edition stops sending (paused or
     cancelled) or after ``budget_s`` seconds (``result.more`` then asks for another run).
+    Whether the edition is complete is the caller's question
+    (:func:`newsletter.editions.sending.run_batch` asks it).
     """
     result = BatchResult()
     edition = session.get(Edition, batch.edition_id)
@@ -398,7 +223,6 @@ def deliver_batch(
             if result.connection_lost or result.retry_after is not None:
                 _write(session, outcomes, clock())
                 break
-    finish_if_complete(session, batch.edition_id, now=clock())
     session.commit()
     return result
 
@@ -486,68 +310,3 @@ def _requeue_or_fail(
         return _settled(recipient, DeliveryStatus.FAILED, attempts, error, message_id)
     result.retry += 1
     return _settled(recipient, DeliveryStatus.QUEUED, attempts, error, message_id)
-
-
-def finish_if_complete(session: Session, edition_id: int, *, now: datetime) -> bool:
-    """Mark the edition sent once no delivery is queued or in flight."""
-    unfinished = exists().where(
-        Delivery.edition_id == edition_id,
-        Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.SENDING]),
-    )
-    done = session.execute(
-        update(Edition)
-        .where(Edition.id == edition_id, Edition.status == EditionStatus.SENDING, ~unfinished)
-        .values(status=EditionStatus.SENT, sent_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return affected_rows(done) > 0
-
-
-@dataclass(frozen=True)
-class Progress:
-    edition_id: int
-    status: str
-    total: int
-    sent: int
-    failed: int
-    skipped: int
-    uncertain: int
-    queued: int
-    sending: int
-
-    @property
-    def remaining(self) -> int:
-        return self.queued + self.sending
-
-    @property
-    def done(self) -> int:
-        return self.sent + self.failed + self.skipped + self.uncertain
-
-
-def progress(session: Session, edition_id: int) -> Progress:
-    edition = session.get(Edition, edition_id)
-    if edition is None:
-        raise SendError(f"no edition {edition_id}")
-    session.refresh(edition)
-    counts = dict(
-        session.execute(
-            select(Delivery.status, func.count())
-            .where(Delivery.edition_id == edition_id)
-            .group_by(Delivery.status)
-        ).all()
-    )
-
-    def get(status: DeliveryStatus) -> int:
-        return int(counts.get(status, 0))
-
-    return Progress(
-        edition_id=edition_id,
-        status=edition.status.value,
-        total=sum(int(v) for v in counts.values()),
-        sent=get(DeliveryStatus.SENT),
-        failed=get(DeliveryStatus.FAILED),
-        skipped=get(DeliveryStatus.SKIPPED),
-        uncertain=get(DeliveryStatus.UNCERTAIN),
-        queued=get(DeliveryStatus.QUEUED),
-        sending=get(DeliveryStatus.SENDING),
-    )

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
-from newsletter.delivery.send import start_sending
-from newsletter.dispatch import dispatch_due
+from newsletter.editions.dispatch import dispatch_due
+from newsletter.editions.lifecycle import start_sending
 from newsletter.models import (
     Delivery,
     Edition,

@@ -80,9 +80,3 @@ def due_days(
         if moment is not None and moment <= now and (day == today or now - moment <= grace):
             days.append((day, moment))
     return days
-
-
-def is_due(expression: str, timezone: str, now: datetime) -> bool:
-    """Whether today's scheduled moment (local to the list) has passed."""
-    moment = scheduled_time(expression, timezone, local_date(timezone, now))
-    return moment is not None and moment <= now

@@ -11,8 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
-from newsletter.digest.schedule import edition_cutoff, scheduled_time
-from newsletter.digest.selection import Candidate, select_posts
+from newsletter.editions.lifecycle import initial_status
+from newsletter.editions.selection import Candidate, select_posts
+from newsletter.lists.schedule import edition_cutoff, scheduled_time
 from newsletter.models import (
     Edition,
     EditionItem,
@@ -173,11 +174,10 @@ def build_edition(
         frequency=frequency,
         window_start=window_start,
         cutoff=cutoff,
-        status=EditionStatus.DRAFT if nl.requires_approval else EditionStatus.SCHEDULED,
+        status=initial_status(has_posts=bool(post_ids), requires_approval=nl.requires_approval),
         scheduled_at=scheduled_time(nl.schedule, nl.timezone, day) or now,
     )
     if not post_ids:
-        edition.status = EditionStatus.SKIPPED
         edition.skip_reason = (
             f"no new posts published between {window_start:%Y-%m-%d %H:%M} and "
             f"{cutoff:%Y-%m-%d %H:%M} UTC"

@@ -1,0 +1,68 @@
+"""An edition's send, as the workers (or the in-process hand-off) drive it.
+
+Each function is one unit of work for a task: it calls the delivery machinery, then moves the
+edition along its lifecycle. The hand-off's two implementations call exactly these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from newsletter.clock import Clock
+from newsletter.config import Settings
+from newsletter.delivery import recovery
+from newsletter.delivery.batch import BatchResult, deliver_batch
+from newsletter.delivery.fanout import BatchRange, pending_batches
+from newsletter.delivery.transports import Transport
+from newsletter.editions import lifecycle
+
+__all__ = ["BatchRange", "Reconciled", "batches", "reconcile", "retry_uncertain", "run_batch"]
+
+
+def batches(session: Session, edition_id: int, settings: Settings) -> list[BatchRange]:
+    """The edition's queued deliveries in ranges of ``batch_size``: one task each."""
+    return pending_batches(session, edition_id, settings.batch_size)
+
+
+def run_batch(
+    session: Session,
+    batch: BatchRange,
+    transport: Transport,
+    settings: Settings,
+    *,
+    clock: Clock,
+    budget_s: float | None = None,
+) -> BatchResult:
+    """Send one range, then mark the edition sent if nothing of it is left anywhere."""
+    result = deliver_batch(session, batch, transport, settings, clock=clock, budget_s=budget_s)
+    lifecycle.finish_if_complete(session, batch.edition_id, now=clock())
+    session.commit()
+    return result
+
+
+@dataclass
+class Reconciled:
+    uncertain: int = 0
+    # Editions with queued deliveries and no live batch: enqueue their batches after commit.
+    editions: list[int] = field(default_factory=list)
+
+
+def reconcile(session: Session, *, now: datetime, stale_after: timedelta) -> Reconciled:
+    """Release claims that stopped moving, finish what is done, and list the sends to resume."""
+    released = recovery.release_stale_claims(session, now=now, stale_after=stale_after)
+    result = Reconciled(uncertain=released.uncertain)
+    for edition_id in sorted(released.editions):
+        if not lifecycle.finish_if_complete(session, edition_id, now=now):
+            result.editions.append(edition_id)
+    return result
+
+
+def retry_uncertain(session: Session, edition_id: int, *, now: datetime) -> int:
+    """Queue the edition's uncertain deliveries again (a sent edition sends once more)."""
+    count = recovery.requeue_uncertain(session, edition_id, now=now)
+    if count:
+        lifecycle.reopen_for_retry(session, edition_id)
+    return count

@@ -1,0 +1,338 @@
+"""The one seam between the entry points and the workers: "send this edition / this batch /
+this notice / this test copy".
+
+The web app, the CLI, the dispatcher and the demo hold a :class:`Handoff` and call it only
+after their commit. Two implementations:
+
+- :class:`CeleryHandoff` enqueues by task name (``workers.tasks.*``), so nothing under
+  ``newsletter/`` imports ``workers/``.
+- :class:`InProcessHandoff` runs the same jobs in background threads, for a laptop with no
+  broker; a countdown becomes a timer.
+
+The jobs below are what the Celery tasks run too: each opens its units of work, calls the
+domain and hands any follow-up (the batches of a send, a batch's retry, a rate-limit
+hand-back, the rest of a batch that ran out of time) back to the hand-off it was given. So
+both implementations retry, back off and continue in exactly the same way.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import random
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, Literal, Protocol
+
+from celery import Celery
+from kombu.exceptions import OperationalError
+
+from newsletter.clock import Clock
+from newsletter.config import Settings
+from newsletter.db import session_scope
+from newsletter.delivery import notices
+from newsletter.delivery.batch import BatchResult
+from newsletter.delivery.errors import ConnectionLost, DeliveryError, TemporaryFailure
+from newsletter.delivery.fanout import BatchRange
+from newsletter.delivery.transports import outgoing_transport
+from newsletter.editions import lifecycle, sending
+from newsletter.editions.service import get_edition, test_message
+
+log = logging.getLogger(__name__)
+
+NoticeKind = Literal["confirm", "welcome"]
+NOTICES = {"confirm": notices.confirmation, "welcome": notices.welcome}
+
+# A batch stops claiming new groups after this long, well inside the task's time limit.
+DELIVER_BUDGET_S = 240
+# Temporary failures of a batch are retried this often, with exponential backoff, before
+# the batch gives up; the reconciler resumes what is left once its claims go stale.
+MAX_BATCH_RETRIES = 8
+# Countdowns stay well below the broker's visibility timeout, or Redis hands tasks out twice.
+MAX_COUNTDOWN_S = 3600
+
+
+class Handoff(Protocol):
+    """Work for the workers; every call comes after the caller's commit."""
+
+    def send_edition(self, edition_id: int) -> None:
+        """Start, or resume, sending an edition: deliveries, then a batch task each."""
+
+    def deliver(self, batch: BatchRange, *, countdown: float = 0, retries: int = 0) -> None:
+        """Send one batch of an edition's deliveries, after ``countdown`` seconds."""
+
+    def send_test(self, edition_id: int, address: str) -> None:
+        """Mail a [TEST] copy of the edition to ``address``; no delivery rows."""
+
+    def send_notice(self, kind: NoticeKind, subscriber_id: int, list_ids: list[int]) -> None:
+        """Mail a reader the double opt-in request or the welcome email."""
+
+
+# --- The jobs: what a task (or a background thread) does ------------------------------------
+
+
+def start_edition(edition_id: int, handoff: Handoff, settings: Settings, clock: Clock) -> int:
+    """Create the edition's deliveries, then hand off one batch per range of queued rows.
+
+    Asked again for an edition already sending, it hands off whatever is still queued (a
+    resume after lost tasks); claims on the rows keep every reader to one message.
+    """
+    with session_scope(settings.database_url) as session:
+        created = lifecycle.start_sending(session, edition_id, now=clock())
+    count = enqueue_batches(edition_id, handoff, settings)
+    log.info("edition %s: %s new deliveries, %s batches queued", edition_id, created, count)
+    return created
+
+
+def enqueue_batches(edition_id: int, handoff: Handoff, settings: Settings) -> int:
+    """Hand off a batch per range of the edition's queued deliveries (committed already)."""
+    with session_scope(settings.database_url) as session:
+        ranges = sending.batches(session, edition_id, settings)
+    for batch in ranges:
+        handoff.deliver(batch)
+    return len(ranges)
+
+
+def deliver(
+    batch: BatchRange, handoff: Handoff, settings: Settings, clock: Clock, *, retries: int = 0
+) -> BatchResult:
+    """Send one batch, then hand off whatever it left for later."""
+    transport = outgoing_transport(settings)
+    with session_scope(settings.database_url) as session:
+        result = sending.run_batch(
+            session, batch, transport, settings, clock=clock, budget_s=DELIVER_BUDGET_S
+        )
+    log.info(
+        "edition %s batch %s-%s: %s sent, %s failed, %s skipped, %s uncertain, %s to retry",
+        batch.edition_id, batch.first_id, batch.last_id,
+        result.sent, result.failed, result.skipped, result.uncertain, result.retry,
+    )  # fmt: skip
+    for countdown, attempt in follow_ups(result, retries, settings):
+        handoff.deliver(batch, countdown=countdown, retries=attempt)
+    if result.needs_retry and retries >= MAX_BATCH_RETRIES:
+        log.warning(
+            "edition %s batch %s-%s: %s deliveries still failing after %s retries; the "
+            "reconciler resumes them", batch.edition_id, batch.first_id, batch.last_id,
+            result.retry, retries,
+        )  # fmt: skip
+    return result
+
+
+def follow_ups(
+    result: BatchResult,
+    retries: int,
+    settings: Settings,
+    jitter: Callable[[float, float], float] = random.uniform,
+) -> list[tuple[float, int]]:
+    """The later runs of a batch, as (countdown in seconds, retries so far)."""
+    if result.retry_after is not None:
+        # The relay's rate limit is spent for a while: the rest of the range waits in the
+        # broker, not in a worker.
+        return [(min(result.retry_after, MAX_COUNTDOWN_S) * jitter(1.0, 1.1), retries)]
+    runs = []
+    if result.more:  # out of time with rows left: the rest continues in a fresh run
+        runs.append((0.0, retries))
+    if result.needs_retry and retries < MAX_BATCH_RETRIES:
+        backoff = min(settings.retry_backoff_seconds * 2**retries, MAX_COUNTDOWN_S)
+        runs.append((backoff * jitter(0.8, 1.2), retries + 1))
+    return runs
+
+
+def send_test(edition_id: int, address: str, settings: Settings, clock: Clock) -> None:
+    """Build and send an editor's [TEST] copy now; raises the transport's errors."""
+    with session_scope(settings.database_url) as session:
+        edition = get_edition(session, edition_id)
+        message = test_message(edition, address, settings, now=clock())
+        sender = edition.newsletter_list.from_address
+    with outgoing_transport(settings) as transport:
+        transport.send(sender, address, message.data)
+
+
+def send_notice(
+    kind: NoticeKind, subscriber_id: int, list_ids: list[int], settings: Settings, clock: Clock
+) -> bool:
+    """Send a reader's notice now; False if the reader erased their data meanwhile."""
+    with session_scope(settings.database_url) as session:
+        notice = NOTICES[kind](session, subscriber_id, list_ids, settings=settings, now=clock())
+    if notice is None:
+        return False
+    notices.send(notice, outgoing_transport(settings))
+    return True
+
+
+def reconcile(handoff: Handoff, settings: Settings, clock: Clock, stale_after: timedelta) -> int:
+    """Recover batches whose worker died and sends whose tasks vanished; returns the resumed."""
+    with session_scope(settings.database_url) as session:
+        result = sending.reconcile(session, now=clock(), stale_after=stale_after)
+    for edition_id in result.editions:
+        enqueue_batches(edition_id, handoff, settings)
+    if result.uncertain or result.editions:
+        log.warning(
+            "reconciled: %s uncertain, batches enqueued again for editions %s",
+            result.uncertain, result.editions,
+        )  # fmt: skip
+    return len(result.editions)
+
+
+# --- Celery ----------------------------------------------------------------------------------
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """What producers and workers agree on: JSON, the queue, acks after the work."""
+    return {
+        "task_default_queue": settings.celery_queue,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "broker_connection_retry_on_startup": True,
+    }
+
+
+_PRODUCERS: dict[tuple[str, str], Celery] = {}
+_PRODUCERS_LOCK = threading.Lock()
+
+
+def _producer(broker_url: str, queue: str) -> Celery:
+    """One sending Celery app per broker and queue, shared by the whole process."""
+    with _PRODUCERS_LOCK:
+        app = _PRODUCERS.get((broker_url, queue))
+        if app is None:
+            app = Celery("newsletter", broker=broker_url, set_as_current=False)
+            app.conf.update(
+                task_default_queue=queue, task_serializer="json", accept_content=["json"]
+            )
+            _PRODUCERS[(broker_url, queue)] = app
+        return app
+
+
+@atexit.register
+def _close_producers() -> None:
+    """Hang up on the brokers this process sent to, rather than leave it to the collector."""
+    with _PRODUCERS_LOCK:
+        apps = list(_PRODUCERS.values())
+        _PRODUCERS.clear()
+    for app in apps:
+        app.close()
+
+
+class CeleryHandoff:
+    """Enqueue by task name on the settings' broker (or on the given Celery app)."""
+
+    def __init__(self, settings: Settings, app: Celery | None = None) -> None:
+        self.app = app or _producer(settings.redis_url, settings.celery_queue)
+
+    def _send(self, name: str, *args: Any, countdown: float = 0, **kwargs: Any) -> None:
+        self.app.send_task(
+            f"workers.tasks.{name}", args=args, kwargs=kwargs, countdown=countdown or None
+        )
+
+    def send_edition(self, edition_id: int) -> None:
+        try:
+            self._send("send_edition", edition_id)
+        except OperationalError as error:
+            # The edition is committed as scheduled (or sending): the dispatcher, or the
+            # reconciler for a resumed send, enqueues it once the broker is back.
+            log.error("broker down; edition %s left to the dispatcher: %s", edition_id, error)
+
+    def deliver(self, batch: BatchRange, *, countdown: float = 0, retries: int = 0) -> None:
+        self._send(
+            "deliver", batch.edition_id, batch.first_id, batch.last_id,
+            countdown=countdown, retries=retries,
+        )  # fmt: skip
+
+    def send_test(self, edition_id: int, address: str) -> None:
+        self._send("send_test_edition", edition_id, address)
+
+    def send_notice(self, kind: NoticeKind, subscriber_id: int, list_ids: list[int]) -> None:
+        self._send("send_notice", kind, subscriber_id, list_ids)
+
+
+# --- In process ------------------------------------------------------------------------------
+
+
+class InProcessHandoff:
+    """No broker (a laptop): the same jobs in background threads; countdowns are timers."""
+
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        self.settings = settings
+        self.clock = clock
+
+    def _later(self, countdown: float, job: Callable[..., object], *args: Any) -> None:
+        def run() -> None:
+            try:
+                job(*args)
+            except Exception:
+                log.exception("background job %s failed", getattr(job, "__name__", job))
+
+        timer = threading.Timer(max(countdown, 0.0), run)
+        timer.daemon = True
+        timer.start()
+
+    def send_edition(self, edition_id: int) -> None:
+        self._later(0, start_edition, edition_id, self, self.settings, self.clock)
+
+    def deliver(self, batch: BatchRange, *, countdown: float = 0, retries: int = 0) -> None:
+        def run() -> None:
+            deliver(batch, self, self.settings, self.clock, retries=retries)
+
+        self._later(countdown, run)
+
+    def send_test(self, edition_id: int, address: str) -> None:
+        def run() -> None:
+            try:
+                send_test(edition_id, address, self.settings, self.clock)
+            except DeliveryError as error:
+                log.warning("test copy of edition %s to %s failed: %s", edition_id, address, error)
+
+        self._later(0, run)
+
+    def send_notice(self, kind: NoticeKind, subscriber_id: int, list_ids: list[int]) -> None:
+        self._notice(kind, subscriber_id, list_ids, attempt=0)
+
+    def _notice(
+        self, kind: NoticeKind, subscriber_id: int, list_ids: list[int], attempt: int
+    ) -> None:
+        def run() -> None:
+            try:
+                send_notice(kind, subscriber_id, list_ids, self.settings, self.clock)
+            except (TemporaryFailure, ConnectionLost) as error:
+                if attempt >= NOTICE_RETRIES:
+                    log.warning("%s notice to subscriber %s failed: %s", kind, subscriber_id, error)
+                    return
+                self._later(notice_backoff(attempt), self._notice, kind, subscriber_id,
+                            list_ids, attempt + 1)  # fmt: skip
+            except DeliveryError as error:
+                log.warning("%s notice to subscriber %s refused: %s", kind, subscriber_id, error)
+
+        self._later(0, run)
+
+
+NOTICE_RETRIES = 6
+
+
+def notice_backoff(retries: int) -> float:
+    """Seconds before a notice's next try: 20 s, doubling, at most half an hour."""
+    return float(min(20 * 2**retries, 1800))
+
+
+def default_handoff(settings: Settings, clock: Clock) -> Handoff:
+    """Celery when a broker is configured, else background threads in this process."""
+    return CeleryHandoff(settings) if settings.redis_url else InProcessHandoff(settings, clock)
+
+
+__all__ = [
+    "CeleryHandoff",
+    "Handoff",
+    "InProcessHandoff",
+    "NoticeKind",
+    "celery_config",
+    "default_handoff",
+    "deliver",
+    "enqueue_batches",
+    "follow_ups",
+    "reconcile",
+    "send_notice",
+    "send_test",
+    "start_edition",
+]
