@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import queue
 import random
 import threading
 from collections.abc import Callable
@@ -128,11 +129,11 @@ def follow_ups(
     """The later runs of a batch, as (countdown in seconds, retries so far)."""
     if result.retry_after is not None:
         # The relay's rate limit is spent for a while: the rest of the range waits in the
-        # broker, not in a worker.
-        return [(min(result.retry_after, MAX_COUNTDOWN_S) * jitter(1.0, 1.1), retries)]
+        # broker, not in a worker. Nothing failed, so its retries start afresh.
+        return [(min(result.retry_after, MAX_COUNTDOWN_S) * jitter(1.0, 1.1), 0)]
     runs = []
     if result.more:  # out of time with rows left: the rest continues in a fresh run
-        runs.append((0.0, retries))
+        runs.append((0.0, 0))
     if result.needs_retry and retries < MAX_BATCH_RETRIES:
         backoff = min(settings.retry_backoff_seconds * 2**retries, MAX_COUNTDOWN_S)
         runs.append((backoff * jitter(0.8, 1.2), retries + 1))
@@ -216,6 +217,10 @@ def _close_producers() -> None:
         app.close()
 
 
+class BrokerUnavailable(RuntimeError):
+    """The broker did not take the task; what was committed stays, nothing was enqueued."""
+
+
 class CeleryHandoff:
     """Enqueue by task name on the settings' broker (or on the given Celery app)."""
 
@@ -223,17 +228,18 @@ class CeleryHandoff:
         self.app = app or _producer(settings.redis_url, settings.celery_queue)
 
     def _send(self, name: str, *args: Any, countdown: float = 0, **kwargs: Any) -> None:
-        self.app.send_task(
-            f"workers.tasks.{name}", args=args, kwargs=kwargs, countdown=countdown or None
-        )
+        try:
+            self.app.send_task(
+                f"workers.tasks.{name}", args=args, kwargs=kwargs, countdown=countdown or None
+            )
+        except OperationalError as error:
+            raise BrokerUnavailable(
+                f"the broker did not take the {name.replace('_', ' ')} task ({error}); "
+                "is Redis running at NEWSLETTER_REDIS_URL?"
+            ) from error
 
     def send_edition(self, edition_id: int) -> None:
-        try:
-            self._send("send_edition", edition_id)
-        except OperationalError as error:
-            # The edition is committed as scheduled (or sending): the dispatcher, or the
-            # reconciler for a resumed send, enqueues it once the broker is back.
-            log.error("broker down; edition %s left to the dispatcher: %s", edition_id, error)
+        self._send("send_edition", edition_id)
 
     def deliver(self, batch: BatchRange, *, countdown: float = 0, retries: int = 0) -> None:
         self._send(
@@ -252,20 +258,32 @@ class CeleryHandoff:
 
 
 class InProcessHandoff:
-    """No broker (a laptop): the same jobs in background threads; countdowns are timers."""
+    """No broker (a laptop): the same jobs, one at a time, in a background thread of this
+    process, like a worker of one; a countdown is a timer that queues the job when it ends."""
 
     def __init__(self, settings: Settings, clock: Clock) -> None:
         self.settings = settings
         self.clock = clock
+        self._jobs: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+        threading.Thread(target=self._work, name="newsletter-jobs", daemon=True).start()
 
-    def _later(self, countdown: float, job: Callable[..., object], *args: Any) -> None:
-        def run() -> None:
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
             try:
-                job(*args)
+                job()
             except Exception:
                 log.exception("background job %s failed", getattr(job, "__name__", job))
 
-        timer = threading.Timer(max(countdown, 0.0), run)
+    def _later(self, countdown: float, job: Callable[..., object], *args: Any) -> None:
+        def queued() -> None:
+            job(*args)
+
+        queued.__name__ = getattr(job, "__name__", "job")
+        if countdown <= 0:
+            self._jobs.put(queued)
+            return
+        timer = threading.Timer(countdown, self._jobs.put, args=(queued,))
         timer.daemon = True
         timer.start()
 
@@ -322,6 +340,7 @@ def default_handoff(settings: Settings, clock: Clock) -> Handoff:
 
 
 __all__ = [
+    "BrokerUnavailable",
     "CeleryHandoff",
     "Handoff",
     "InProcessHandoff",

@@ -17,6 +17,7 @@ from newsletter.delivery.progress import UnknownEdition
 from newsletter.delivery.transports import TransportConfigError
 from newsletter.editions.service import EditionError
 from newsletter.editors.service import EditorError
+from newsletter.handoff import BrokerUnavailable
 from newsletter.lists.schedule import ScheduleError
 from newsletter.lists.service import ListError
 from newsletter.posts.sources import SourceError
@@ -46,7 +47,7 @@ app.command()(serve)
 USER_ERRORS = (
     CommandError, ConfigurationError, UnknownEdition, TransportConfigError, ScheduleError,
     ListError, SourceError, RenderError, RuntimeFailure, InvalidAddress, EditionError,
-    EditorError,
+    EditorError, BrokerUnavailable,
 )  # fmt: skip
 
 

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from newsletter.clock import Clock, clock_for
 from newsletter.config import Settings, get_settings
 from newsletter.db import get_engine
-from newsletter.handoff import Handoff, default_handoff
+from newsletter.handoff import BrokerUnavailable, Handoff, default_handoff
 from newsletter.web import admin, api, archive, editor_api, editor_catalog, pages
 from newsletter.web.auth import SESSION_COOKIE, SESSION_MAX_AGE_S, LoginRequired, login_url
 from newsletter.web.context import Web, message, page_environment
@@ -170,6 +170,15 @@ def create_app(
                 {"detail": str(error)}, status_code=429, headers={"retry-after": "60"}
             )
         return message(request, "Please slow down", str(error), status_code=429)
+
+    @app.exception_handler(BrokerUnavailable)
+    async def broker_unavailable(request: Request, error: BrokerUnavailable) -> Response:
+        """What was asked is saved; only the email behind it could not be queued."""
+        log.error("%s %s: %s", request.method, request.url.path, error)
+        detail = "We could not send the email just now. Please try again in a few minutes."
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": detail}, status_code=503, headers={"retry-after": "60"})
+        return message(request, "Please try again shortly", detail, status_code=503)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database check")
     def healthz() -> JSONResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,10 +13,12 @@ from fastapi.responses import HTMLResponse
 
 from newsletter.clock import Clock
 from newsletter.config import Settings
-from newsletter.handoff import Handoff
+from newsletter.handoff import BrokerUnavailable, Handoff
 from newsletter.resources import resource_path
 from newsletter.subscriptions.consent import Client
 from newsletter.web.ratelimit import SignupLimiter
+
+log = logging.getLogger(__name__)
 
 SIGNUP_WORDING = (
     "We will email you a link to confirm. You can change your preferences or unsubscribe "
@@ -53,6 +56,16 @@ def client(request: Request, source: str) -> Client:
         ip=request.client.host if request.client else "",
         user_agent=request.headers.get("user-agent", "")[:500],
     )
+
+
+def hand_over_send(request: Request, edition_id: int) -> None:
+    """Hand a committed send to the workers. With the broker down the edition stays as
+    committed (scheduled, or sending): the dispatcher, or the reconciler for a resumed send,
+    enqueues it once the broker is back, so the editor's request still succeeds."""
+    try:
+        web(request).handoff.send_edition(edition_id)
+    except BrokerUnavailable as error:
+        log.error("edition %s left to the dispatcher: %s", edition_id, error)
 
 
 def now(request: Request) -> datetime:

@@ -28,7 +28,7 @@ from newsletter.models import (
     Frequency,
 )
 from newsletter.subscriptions.addresses import normalise_address
-from newsletter.web.context import now, web
+from newsletter.web.context import hand_over_send, now, web
 from newsletter.web.editor_common import (
     LIST_NOT_FOUND,
     NOT_FOUND,
@@ -279,7 +279,7 @@ def send_now(request: Request, edition_id: EditionId) -> EditionDetail:
         edition_id,
         lambda db, edition, _: editions.schedule(db, edition, moment, now=moment),
     )
-    web(request).handoff.send_edition(edition_id)
+    hand_over_send(request, edition_id)
     return detail
 
 
@@ -316,7 +316,7 @@ def pause(request: Request, edition_id: EditionId) -> EditionDetail:
 )
 def resume(request: Request, edition_id: EditionId) -> EditionDetail:
     detail = _with_edition(request, edition_id, lambda db, edition, _: editions.resume(db, edition))
-    web(request).handoff.send_edition(edition_id)
+    hand_over_send(request, edition_id)
     return detail
 
 

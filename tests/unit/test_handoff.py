@@ -28,10 +28,10 @@ def test_a_batch_gives_up_retrying_after_its_last_retry(settings: Settings) -> N
     assert follow_ups(BatchResult(retry=1), MAX_BATCH_RETRIES, settings, no_jitter) == []
 
 
-def test_a_spent_rate_limit_hands_the_rest_back_without_using_a_retry(settings: Settings) -> None:
+def test_a_spent_rate_limit_hands_the_rest_to_a_fresh_run(settings: Settings) -> None:
     runs = follow_ups(BatchResult(retry_after=30.0), 3, settings, no_jitter)
 
-    assert runs == [(30.0, 3)]
+    assert runs == [(30.0, 0)]
 
 
 def test_a_rate_limit_wait_is_capped_below_the_visibility_timeout(settings: Settings) -> None:
@@ -41,6 +41,6 @@ def test_a_rate_limit_wait_is_capped_below_the_visibility_timeout(settings: Sett
 
 
 def test_a_batch_out_of_time_continues_at_once_and_still_retries(settings: Settings) -> None:
-    runs = follow_ups(BatchResult(more=True, retry=1), 0, settings, no_jitter)
+    runs = follow_ups(BatchResult(more=True, retry=1), 2, settings, no_jitter)
 
-    assert runs == [(0.0, 0), (settings.retry_backoff_seconds, 1)]
+    assert runs == [(0.0, 0), (settings.retry_backoff_seconds * 4, 3)]

@@ -35,7 +35,7 @@ from newsletter.rendering import placeholders
 from newsletter.rendering.digest import GMAIL_CLIP_BYTES
 from newsletter.web.admin.common import admin_page, back
 from newsletter.web.admin.display import local_time, not_found
-from newsletter.web.context import now, web
+from newsletter.web.context import hand_over_send, now, web
 
 router = APIRouter(prefix="/admin/editions", tags=["admin"])
 
@@ -132,10 +132,6 @@ def _edition_page(
 
 
 Action = Callable[[Session, Edition], str]
-
-
-def _send(request: Request, edition_id: int) -> None:
-    web(request).handoff.send_edition(edition_id)
 
 
 def _act(
@@ -319,9 +315,7 @@ def send_now(request: Request, edition_id: EditionId) -> Response:
         service.schedule(session, edition, moment, now=moment)
         return "Sending has started: the numbers below move as the messages go out."
 
-    return _act(
-        request, edition_id, run, after=lambda: web(request).handoff.send_edition(edition_id)
-    )
+    return _act(request, edition_id, run, after=lambda: hand_over_send(request, edition_id))
 
 
 @router.post(
@@ -357,9 +351,7 @@ def resume(request: Request, edition_id: EditionId) -> Response:
         service.resume(session, edition)
         return "Resumed: sending carries on where it stopped."
 
-    return _act(
-        request, edition_id, run, after=lambda: web(request).handoff.send_edition(edition_id)
-    )
+    return _act(request, edition_id, run, after=lambda: hand_over_send(request, edition_id))
 
 
 @router.post("/{edition_id}/cancel", response_class=HTMLResponse, summary="Cancel the edition")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime, time, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from newsletter.config import Settings
+from newsletter.config import Settings, get_settings
 from newsletter.editions.lifecycle import CANCELLED_BY_EDITOR, start_sending
 from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, NewsletterList
 from newsletter.posts.ingest import upsert_posts
@@ -183,3 +184,25 @@ def test_schedule_now_sends_at_once_through_the_workers(
     statuses = session.scalars(select(Delivery.status).where(Delivery.edition_id == draft.id))
     assert set(statuses) == {DeliveryStatus.SENT}
     assert len(smtp.received) == len(READERS)
+
+
+def test_a_send_with_the_broker_down_says_so_and_keeps_the_edition(
+    session: Session, daily_list: NewsletterList, now: datetime, settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    edition = edition_with_readers(session, daily_list, READERS, now=now, settings=settings)
+    monkeypatch.setenv("NEWSLETTER_REDIS_URL", f"redis://127.0.0.1:{closed}/0")
+    get_settings.cache_clear()
+
+    try:
+        code, output = run("digest", "send", str(edition.id), "--no-wait")
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+    assert code == 1
+    assert "the broker did not take the send edition task" in output
+    assert reloaded(session, edition).status == EditionStatus.SCHEDULED
