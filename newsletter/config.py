@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     pending_signup_ttl_days: int
     signup_rate_limit_per_ip: str
     signup_rate_limit_per_address: str
+    login_rate_limit_per_account: str
+    login_rate_limit_per_ip: str
+    editor_session_hours: float
     max_request_bytes: int
     stale_claim_minutes: float
     dispatch_grace_minutes: float

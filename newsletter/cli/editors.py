@@ -13,6 +13,7 @@ from newsletter.editors.service import (
     MIN_PASSWORD,
     create_editor,
     create_token,
+    deactivate_editor,
     find_editor,
     revoke_token,
     set_password,
@@ -53,7 +54,7 @@ def password(email: str, password_stdin: PasswordStdin = False) -> None:
     """Set an editor's password; signs them out of every browser."""
     new = _password(password_stdin)
     with session_scope() as session:
-        set_password(find_editor(session, email), new)
+        set_password(session, find_editor(session, email), new, now=utcnow())
     console.print(f"Password of {email} changed.")
 
 
@@ -73,13 +74,14 @@ def list_editors(
     if format == "json":
         print_json(rows)
         return
-    table = Table("email", "name", "last login", "API tokens")
+    table = Table("email", "name", "active", "last login", "API tokens")
     for row in rows:
         tokens = ", ".join(
             f"{t['id']}:{t['name']} ({t['prefix']}…{', revoked' if t['revoked'] else ''})"
             for t in row["tokens"]
         )
-        table.add_row(row["email"], row["name"], str(row["last_login_at"] or "never"), tokens)
+        table.add_row(row["email"], row["name"], "yes" if row["active"] else "no",
+                      str(row["last_login_at"] or "never"), tokens)  # fmt: skip
     console.print(table)
 
 
@@ -101,3 +103,16 @@ def revoke(token_id: Annotated[int, typer.Argument(help="The token's ID (editors
     with session_scope() as session:
         revoked: ApiToken = revoke_token(session, token_id, now=utcnow())
         console.print(f"Token {revoked.id} ({revoked.name}) revoked.")
+
+
+@app.command()
+def deactivate(
+    email: Annotated[str, typer.Argument(help="The editor to lock out.")],
+) -> None:
+    """Deactivate an editor: no more sign-in, every session ended, every API token revoked."""
+    with session_scope() as session:
+        done = deactivate_editor(session, find_editor(session, email), now=utcnow())
+        console.print(
+            f"Editor {done.editor.email} deactivated: {done.sessions_ended} session(s) "
+            f"ended, {done.tokens_revoked} API token(s) revoked."
+        )

@@ -3,7 +3,7 @@
 from newsletter.models.consent import ConsentAction, ConsentEvent
 from newsletter.models.delivery import FINAL_STATUSES, Delivery, DeliveryStatus
 from newsletter.models.edition import EDITABLE_STATUSES, Edition, EditionItem, EditionStatus
-from newsletter.models.editor import ApiToken, Editor
+from newsletter.models.editor import ApiToken, Editor, EditorSession
 from newsletter.models.feed import Feed
 from newsletter.models.newsletter_list import NewsletterList
 from newsletter.models.post import Post
@@ -27,6 +27,7 @@ __all__ = [
     "EditionItem",
     "EditionStatus",
     "Editor",
+    "EditorSession",
     "Feed",
     "Frequency",
     "NewsletterList",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from newsletter.db import Base
@@ -20,13 +20,33 @@ class Editor(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     # argon2id, in its own self-describing format.
     password_hash: Mapped[str] = mapped_column(String(200))
+    # False once deactivated: no sign-in, no API, every session and token ended.
     is_active: Mapped[bool] = mapped_column(default=True)
-    # Raised to sign out every session of this editor (password change, "log out everywhere").
-    session_epoch: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="editor")
+    sessions: Mapped[list[EditorSession]] = relationship(back_populates="editor")
+
+
+class EditorSession(Base):
+    """One signed-in browser. The cookie carries a random secret; only its SHA-256 is kept.
+
+    A session ends at ``expires_at`` (fixed at sign-in, never extended) or when ``ended_at``
+    is set: sign-out, a password change, deactivation. A copied cookie dies with its row.
+    """
+
+    __tablename__ = "editor_sessions"
+    __table_args__ = (Index("ix_editor_sessions_editor_id", "editor_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    editor_id: Mapped[int] = mapped_column(ForeignKey("editors.id", ondelete="CASCADE"))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    editor: Mapped[Editor] = relationship(back_populates="sessions")
 
 
 class ApiToken(Base):

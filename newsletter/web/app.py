@@ -19,10 +19,10 @@ from newsletter.config import Settings, get_settings
 from newsletter.db import get_engine
 from newsletter.handoff import BrokerUnavailable, Handoff, default_handoff
 from newsletter.web import admin, api, archive, editor_api, editor_catalog, pages
-from newsletter.web.auth import SESSION_COOKIE, SESSION_MAX_AGE_S, LoginRequired, login_url
+from newsletter.web.auth import SESSION_COOKIE, LoginRequired, login_url
 from newsletter.web.context import Web, message, page_environment
 from newsletter.web.metrics import DatabaseCollector
-from newsletter.web.ratelimit import RateLimited, SignupLimiter
+from newsletter.web.ratelimit import LoginThrottle, RateLimited, SignupLimiter, limit_storage
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def create_app(
         description="Reader pages (subscribe, confirm, preferences, unsubscribe) and the JSON API.",
     )
     clock = clock or clock_for(settings)
-    storage = settings.redis_url or "memory://"
+    storage = limit_storage(settings.redis_url)
     app.state.web = Web(
         settings=settings,
         limiter=SignupLimiter(
@@ -137,6 +137,9 @@ def create_app(
         handoff=handoff or default_handoff(settings, clock),
         pages=page_environment(),
         clock=clock,
+        login_throttle=LoginThrottle(
+            storage, settings.login_rate_limit_per_account, settings.login_rate_limit_per_ip
+        ),
     )
     registry = CollectorRegistry()
     registry.register(DatabaseCollector(settings.database_url))
@@ -167,8 +170,9 @@ def create_app(
     async def rate_limited(request: Request, error: RateLimited) -> Response:
         if request.url.path.startswith("/api/"):
             return JSONResponse(
-                {"detail": str(error)}, status_code=429, headers={"retry-after": "60"}
-            )
+                {"detail": str(error)}, status_code=429,
+                headers={"retry-after": str(error.retry_after)},
+            )  # fmt: skip
         return message(request, "Please slow down", str(error), status_code=429)
 
     @app.exception_handler(BrokerUnavailable)
@@ -205,7 +209,8 @@ def create_app(
         SessionMiddleware,
         secret_key=settings.secret_key,
         session_cookie=SESSION_COOKIE,
-        max_age=SESSION_MAX_AGE_S,
+        # The browser may drop the cookie then; the session row ends it regardless.
+        max_age=round(settings.editor_session_hours * 3600),
         path="/admin",
         same_site="lax",
         https_only=settings.base_url.startswith("https://"),

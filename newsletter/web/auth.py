@@ -1,30 +1,38 @@
 """Who may use the admin pages and the editor API.
 
 Admin pages: a signed session cookie (Starlette's SessionMiddleware, keyed by the secret
-key) holding the editor's ID, their session epoch (raised to sign them out everywhere) and a
-CSRF token that every form posts back. The editor API: ``Authorization: Bearer nlt_...``.
+key) holding the secret of a server-side session row (``EditorSession``: fixed lifetime from
+sign-in, ended by sign-out, a password change or deactivation) and a CSRF token that every
+form posts back. The editor API: ``Authorization: Bearer nlt_...``.
 
 Unauthenticated, an admin page redirects to the login page (303) and an API route answers
-401; a form posted without its CSRF token gets 403.
+401 (403 for a deactivated editor's token); a form posted without its CSRF token gets 403.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
+from datetime import timedelta
 from urllib.parse import quote
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
 from newsletter.db import session_scope
-from newsletter.editors.service import editor_for_token
+from newsletter.editors.service import (
+    EditorDeactivated,
+    editor_for_session,
+    editor_for_token,
+    end_session,
+    start_session,
+)
 from newsletter.models import Editor
 from newsletter.web.context import now, web
 
 SESSION_COOKIE = "nl_admin"
-SESSION_MAX_AGE_S = 12 * 60 * 60
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 ADMIN_CSP = (
@@ -55,25 +63,35 @@ def csrf_token(request: Request) -> str:
     return token
 
 
-def sign_in(request: Request, editor: Editor) -> None:
-    """A fresh session for ``editor``: a new CSRF token, so one seen before login is useless."""
+def sign_in(request: Request, session: Session, editor: Editor) -> None:
+    """A fresh session for ``editor``, in the database and the cookie: a new session secret
+    and a new CSRF token, so nothing seen before login is of use after it."""
+    lifetime = timedelta(hours=web(request).settings.editor_session_hours)
+    secret = start_session(session, editor, now=now(request), lifetime=lifetime)
     request.session.clear()
-    request.session.update({"editor": editor.id, "epoch": editor.session_epoch})
+    request.session["session"] = secret
     csrf_token(request)
 
 
 def sign_out(request: Request) -> None:
+    """End this browser's session server-side, so a copy of its cookie is worthless too."""
+    secret = request.session.get("session")
+    if isinstance(secret, str):
+        with session_scope(web(request).settings.database_url) as session:
+            end_session(session, secret, now=now(request))
     request.session.clear()
 
 
 def session_editor(request: Request) -> Editor | None:
     """The editor signed in with this request's session cookie, if still valid."""
-    editor_id, epoch = request.session.get("editor"), request.session.get("epoch")
-    if not isinstance(editor_id, int):
+    secret = request.session.get("session")
+    if not isinstance(secret, str):
         return None
     with session_scope(web(request).settings.database_url) as session:
-        editor = session.get(Editor, editor_id)
-        if editor is None or not editor.is_active or editor.session_epoch != epoch:
+        editor = editor_for_session(session, secret, now=now(request))
+        if editor is None:
+            # Ended or expired: the cookie forgets it (the CSRF token stays for the login form).
+            request.session.pop("session", None)
             return None
         session.expunge(editor)
         return editor
@@ -124,7 +142,10 @@ def require_api_editor(
             headers={"www-authenticate": "Bearer"},
         )
     with session_scope(web(request).settings.database_url) as session:
-        editor = editor_for_token(session, credentials.credentials, now=now(request))
+        try:
+            editor = editor_for_token(session, credentials.credentials, now=now(request))
+        except EditorDeactivated as error:
+            raise HTTPException(403, str(error)) from None
         if editor is None:
             raise HTTPException(
                 401,

@@ -16,7 +16,7 @@ from newsletter.config import Settings
 from newsletter.handoff import BrokerUnavailable, Handoff
 from newsletter.resources import resource_path
 from newsletter.subscriptions.consent import Client
-from newsletter.web.ratelimit import SignupLimiter
+from newsletter.web.ratelimit import LoginThrottle, SignupLimiter
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ class Web:
     handoff: Handoff
     pages: jinja2.Environment
     clock: Clock
+    login_throttle: LoginThrottle
 
 
 def page_environment() -> jinja2.Environment:

@@ -1,4 +1,8 @@
-"""Signing in and out of the admin."""
+"""Signing in and out of the admin.
+
+Every attempt passes the login throttle first (per account and per IP); a wrong password and
+an unknown address get the same 400 and words, so the form never says who has an account.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,11 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from newsletter.db import session_scope
-from newsletter.editors.service import authenticate
+from newsletter.editors.service import EditorDeactivated, authenticate, login_name
 from newsletter.web.admin.common import admin_page, back
 from newsletter.web.auth import check_csrf, session_editor, sign_in, sign_out
 from newsletter.web.context import now, web
+from newsletter.web.ratelimit import RateLimited
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -46,14 +51,24 @@ def login(
     password: Annotated[str, Form(max_length=500)],
     next: Annotated[str, Form(max_length=500)] = "/admin",
 ) -> Response:
-    with session_scope(web(request).settings.database_url) as session:
-        editor = authenticate(session, email, password, now=now(request))
+    state, account = web(request), login_name(email)
+    again = {"next": _safe_next(next), "email": email}
+    try:
+        state.login_throttle.attempt(account, request.client.host if request.client else "")
+    except RateLimited as error:
+        page = admin_page(request, "login.html", status_code=429, error=str(error), **again)
+        page.headers["retry-after"] = str(error.retry_after)
+        return page
+    with session_scope(state.settings.database_url) as session:
+        try:
+            editor = authenticate(session, email, password, now=now(request))
+        except EditorDeactivated as error:
+            return admin_page(request, "login.html", status_code=403, error=str(error), **again)
         if editor is not None:
-            sign_in(request, editor)
+            sign_in(request, session, editor)
+            state.login_throttle.succeeded(account)
             return RedirectResponse(_safe_next(next), status_code=303)
-    return admin_page(
-        request, "login.html", status_code=400, next=_safe_next(next), email=email, error=WRONG
-    )
+    return admin_page(request, "login.html", status_code=400, error=WRONG, **again)
 
 
 @router.post(
