@@ -68,12 +68,14 @@ def time_render(count: int, repeat: int = 5) -> tuple[float, float, int, int]:
 
 
 def prepared(email_html: str, email_text: str, subject: str) -> PreparedEdition:
+    """The rendered CONTEXT's edition, ready to personalise."""
     return PreparedEdition(
         edition_id=1, list_id=1, list_slug="daily", list_name="Shortlysts Daily",
         subject=subject, html=email_html, text=email_text, from_name="Shortlysts",
         from_address="digest@shortlysts.example.com", reply_to=None, domain="example.com",
         base_url="https://news.example.com", date=datetime.now(UTC),
         secret_key="bench",  # noqa: S106
+        markers=CONTEXT.markers,
     )  # fmt: skip
 
 

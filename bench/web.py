@@ -110,7 +110,8 @@ def prepare_database(env: dict[str, str]) -> str:
             session, nl, Signup(f"reader-{secrets.token_hex(4)}@example.com"),
             now=datetime.now(UTC), confirmed=True, source="bench",
         )  # fmt: skip
-        token = make_token(settings.secret_key, UNSUBSCRIBE, subscription.subscriber_id, nl.id)
+        reader = (subscription.subscriber_id, nl.id, subscription.subscriber.token_key)
+        token = make_token(settings.secret_key, UNSUBSCRIBE, *reader)
     return f"/unsubscribe/{token}"
 
 

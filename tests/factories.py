@@ -45,3 +45,14 @@ def edition_with_readers(
     edition = build_edition(session, nl, now.date(), now=now, settings=settings).edition
     session.commit()
     return edition
+
+
+def key_of(subscriber_id: int) -> str:
+    """The reader's token_key, signed into their links ("" if there is no such reader)."""
+    from newsletter.config import get_settings
+    from newsletter.db import session_factory
+    from newsletter.models import Subscriber
+
+    with session_factory(get_settings().database_url)() as session:
+        subscriber = session.get(Subscriber, subscriber_id)
+        return subscriber.token_key if subscriber is not None else ""

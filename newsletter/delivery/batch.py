@@ -149,7 +149,7 @@ def _recipients(
     rows = session.execute(
         select(
             Delivery.id, Delivery.subscriber_id, Delivery.attempts, Subscriber.email,
-            Subscription.status, Subscription.paused_at, Subscriber.status,
+            Subscription.status, Subscription.paused_at, Subscriber.status, Subscriber.token_key,
         )
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .outerjoin(Subscription, and_(
@@ -161,14 +161,14 @@ def _recipients(
     ).all()  # fmt: skip
     return [
         (
-            Recipient(delivery_id, subscriber_id, email),
+            Recipient(delivery_id, subscriber_id, email, token_key),
             attempts,
             subscription_status == SubscriptionStatus.CONFIRMED
             and paused_at is None
             and subscriber_status == SubscriberStatus.ACTIVE,
         )
         for delivery_id, subscriber_id, attempts, email, subscription_status, paused_at,
-        subscriber_status in rows
+        subscriber_status, token_key in rows
     ]  # fmt: skip
 
 

@@ -8,6 +8,8 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 
+from newsletter.text import check_header_block, header_text
+
 
 class DotSafe(bytes):
     """A message none of whose lines starts with ".": SMTP can send it without dot-stuffing.
@@ -34,15 +36,32 @@ def build_message(
     html: str,
     headers: dict[str, str] | None = None,
 ) -> bytes:
-    """A multipart/alternative message ready for SMTP."""
+    """A multipart/alternative message ready for SMTP.
+
+    Every header value passes :func:`~newsletter.text.header_text` and the generated header
+    block is checked to hold exactly the headers set: content cannot add one.
+    """
     message = EmailMessage(policy=SMTP)
-    message["From"] = Address(display_name=from_name, addr_spec=from_address)
-    message["To"] = to
-    message["Subject"] = subject
+    message["From"] = Address(display_name=header_text(from_name), addr_spec=from_address)
+    message["To"] = header_line(to)
+    message["Subject"] = header_text(subject, HEADER_LIMIT)
     message["Date"] = format_datetime(date)
-    message["Message-ID"] = message_id
+    message["Message-ID"] = header_line(message_id)
     for name, value in (headers or {}).items():
-        message[name] = value
+        message[name] = header_line(value)
     message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
-    return message.as_bytes(policy=_UNFOLDED)
+    data = message.as_bytes(policy=_UNFOLDED)
+    head = data.split(b"\r\n\r\n", 1)[0].decode("ascii", "replace")
+    check_header_block(head, [*_SET_FIRST, *(headers or {}), *_SET_LAST])
+    return data
+
+
+HEADER_LIMIT = 900
+_SET_FIRST = ["From", "To", "Subject", "Date", "Message-ID"]
+_SET_LAST = ["MIME-Version", "Content-Type"]
+
+
+def header_line(value: str) -> str:
+    """A header value made by the system (addresses, URLs, ids): one line, at any length."""
+    return header_text(value, HEADER_LIMIT)

@@ -17,8 +17,9 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 
-from newsletter.delivery.mime import DotSafe
-from newsletter.rendering import placeholders
+from newsletter.delivery.mime import DotSafe, header_line
+from newsletter.rendering.placeholders import Markers
+from newsletter.text import check_header_block, header_text
 
 CRLF = "\r\n"
 SOFT_BREAK = "=" + CRLF
@@ -33,12 +34,17 @@ _QP_LITERAL = re.compile(r"[!-<>-~]*\Z")
 HEADER_TO = "to"
 HEADER_MESSAGE_ID = "message_id"
 HEADER_LIST_UNSUBSCRIBE = "list_unsubscribe"
-_HEADER_MARKERS = {
-    HEADER_TO: "nl-slot-to@slot.invalid",
-    HEADER_MESSAGE_ID: "<nl-slot-message-id@slot.invalid>",
-    HEADER_LIST_UNSUBSCRIBE: "nl-slot-list-unsubscribe",
-}
-_BODY_MARKER = re.compile("(" + "|".join(map(re.escape, placeholders.ALL)) + ")")
+
+
+def _header_markers() -> dict[str, str]:
+    """Stand-ins for the per-recipient headers, new for every template: no subject or name
+    can contain them, so no content can take a reader's address or links."""
+    key = secrets.token_hex(12)
+    return {
+        HEADER_TO: f"nl-slot-to-{key}@slot.invalid",
+        HEADER_MESSAGE_ID: f"<nl-slot-message-id-{key}@slot.invalid>",
+        HEADER_LIST_UNSUBSCRIBE: f"nl-slot-list-unsubscribe-{key}",
+    }
 
 
 def _no_leading_dots(encoded: str) -> str:
@@ -64,13 +70,19 @@ def qp_value(value: str) -> str:
     return _no_leading_dots(encoded.replace(" " + CRLF, "=20" + SOFT_BREAK))
 
 
-def _qp_body(text: str, part: str) -> tuple[list[str], list[str]]:
-    """Encode a body around its placeholders: the chunks, and the slot between each pair."""
-    pieces = _BODY_MARKER.split(text)
+def body_slot(part: str, role: str) -> str:
+    """The slot name of a reader's value (``email``, ``unsubscribe_url``, ``preferences_url``)
+    in the ``text`` or ``html`` part."""
+    return f"{part}:{role}"
+
+
+def _qp_body(text: str, part: str, markers: Markers) -> tuple[list[str], list[str]]:
+    """Encode a body around its markers: the chunks, and the slot between each pair."""
+    pieces = markers.pattern.split(text)
     chunks, slots = [], []
     for index, piece in enumerate(pieces):
         if index % 2:
-            slots.append(f"{part}:{piece}")
+            slots.append(body_slot(part, markers.role(piece)))
             continue
         latin = piece.encode("utf-8").decode("latin-1")
         encoded = _no_leading_dots(quoprimime.body_encode(latin, _QP_ENCODE_AT, CRLF))
@@ -99,35 +111,46 @@ class MessageTemplate:
 
 def _headers(
     *, from_name: str, from_address: str, subject: str, date: str, extra: Mapping[str, str],
-    boundary: str,
+    boundary: str, markers: Mapping[str, str],
 ) -> str:  # fmt: skip
+    """The header block, every value one checked line (see :mod:`newsletter.text`)."""
     message = EmailMessage(policy=SMTP)
-    message["From"] = Address(display_name=from_name, addr_spec=from_address)
-    message["To"] = _HEADER_MARKERS[HEADER_TO]
-    message["Subject"] = subject
+    message["From"] = Address(display_name=header_text(from_name), addr_spec=from_address)
+    message["To"] = markers[HEADER_TO]
+    message["Subject"] = header_line(subject)
     message["Date"] = date
-    message["Message-ID"] = _HEADER_MARKERS[HEADER_MESSAGE_ID]
+    message["Message-ID"] = markers[HEADER_MESSAGE_ID]
     for name, value in extra.items():
-        message[name] = value
-    message["List-Unsubscribe"] = _HEADER_MARKERS[HEADER_LIST_UNSUBSCRIBE]
+        message[name] = header_line(value)
+    message["List-Unsubscribe"] = markers[HEADER_LIST_UNSUBSCRIBE]
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message["MIME-Version"] = "1.0"
     message["Content-Type"] = f'multipart/alternative; boundary="{boundary}"'
-    return message.as_string(policy=_UNFOLDED).split(CRLF + CRLF, 1)[0] + CRLF
+    head = message.as_string(policy=_UNFOLDED).split(CRLF + CRLF, 1)[0] + CRLF
+    check_header_block(head, [
+        "From", "To", "Subject", "Date", "Message-ID", *extra, "List-Unsubscribe",
+        "List-Unsubscribe-Post", "MIME-Version", "Content-Type",
+    ])  # fmt: skip
+    return head
 
 
 def compile_template(
     *, from_name: str, from_address: str, subject: str, date: str, extra_headers: Mapping[str, str],
-    text: str, html: str,
+    text: str, html: str, markers: Markers,
 ) -> MessageTemplate:  # fmt: skip
-    """Build the template of a multipart/alternative digest: text part first, HTML last."""
+    """Build the template of a multipart/alternative digest: text part first, HTML last.
+
+    ``markers`` are the ones the bodies were rendered with; header slots get markers of
+    their own, made here.
+    """
     boundary = "=_nl_" + secrets.token_hex(16)  # "=_" never occurs in quoted-printable
+    header_markers = _header_markers()
     head = _headers(
         from_name=from_name, from_address=from_address, subject=subject, date=date,
-        extra=extra_headers, boundary=boundary,
+        extra=extra_headers, boundary=boundary, markers=header_markers,
     )  # fmt: skip
-    text_chunks, text_slots = _qp_body(text, "text")
-    html_chunks, html_slots = _qp_body(html, "html")
+    text_chunks, text_slots = _qp_body(text, "text", markers)
+    html_chunks, html_slots = _qp_body(html, "html", markers)
 
     def part(content_type: str) -> str:
         return (
@@ -137,10 +160,10 @@ def compile_template(
 
     # One flat sequence of strings and slot names, then split into chunks at the slots.
     sequence: list[tuple[str, str]] = []
-    for name, marker in _HEADER_MARKERS.items():
+    for name, marker in header_markers.items():
         head = head.replace(marker, f"\x00{name}\x00")
     for piece in re.split("\x00", head):
-        sequence.append(("slot", piece) if piece in _HEADER_MARKERS else ("text", piece))
+        sequence.append(("slot", piece) if piece in header_markers else ("text", piece))
     sequence.append(("text", CRLF + part("text/plain")))
     _interleave(sequence, text_chunks, text_slots)
     sequence.append(("text", CRLF + part("text/html")))

@@ -97,7 +97,9 @@ def confirmation(
     if loaded is None:
         return None
     subscriber, lists = loaded
-    token = make_confirm_token(settings.secret_key, subscriber.id, [nl.id for nl in lists], now=now)
+    token = make_confirm_token(
+        settings.secret_key, subscriber.id, [nl.id for nl in lists], subscriber.token_key, now=now
+    )
     context = {
         "confirm_url": f"{settings.base_url.rstrip('/')}/confirm/{token}",
         "expires_hours": settings.confirm_token_max_age_hours,
@@ -117,9 +119,9 @@ def welcome(
     context = {
         "email": subscriber.email,
         "preferences_url": f"{base}/preferences/"
-        + make_token(settings.secret_key, PREFERENCES, subscriber.id, first),
+        + make_token(settings.secret_key, PREFERENCES, subscriber.id, first, subscriber.token_key),
         "unsubscribe_url": f"{base}/unsubscribe/"
-        + make_token(settings.secret_key, UNSUBSCRIBE, subscriber.id, first),
+        + make_token(settings.secret_key, UNSUBSCRIBE, subscriber.id, first, subscriber.token_key),
     }
     return _notice("welcome", subscriber, lists, context, settings, now)
 

@@ -22,11 +22,12 @@ from newsletter.delivery.mime_template import (
     HEADER_MESSAGE_ID,
     HEADER_TO,
     MessageTemplate,
+    body_slot,
     compile_template,
     qp_value,
 )
 from newsletter.models import Edition
-from newsletter.rendering import placeholders
+from newsletter.rendering.placeholders import Markers
 from newsletter.subscriptions.tokens import PREFERENCES, UNSUBSCRIBE, make_token
 
 
@@ -35,6 +36,8 @@ class Recipient:
     delivery_id: int
     subscriber_id: int
     email: str
+    # The reader's token_key, signed into their links.
+    token_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class PreparedEdition:
     base_url: str
     secret_key: str
     date: datetime
+    markers: Markers
 
     @property
     def list_id_header(self) -> str:
@@ -75,20 +79,17 @@ class PreparedEdition:
 
     def links(self, recipient: Recipient) -> tuple[str, str]:
         base = self.base_url.rstrip("/")
-        unsubscribe = make_token(
-            self.secret_key, UNSUBSCRIBE, recipient.subscriber_id, self.list_id
-        )
-        preferences = make_token(
-            self.secret_key, PREFERENCES, recipient.subscriber_id, self.list_id
-        )
+        reader = (recipient.subscriber_id, self.list_id, recipient.token_key)
+        unsubscribe = make_token(self.secret_key, UNSUBSCRIBE, *reader)
+        preferences = make_token(self.secret_key, PREFERENCES, *reader)
         return f"{base}/unsubscribe/{unsubscribe}", f"{base}/preferences/{preferences}"
 
     def bodies(self, recipient: Recipient) -> tuple[str, str, str]:
         """The text and HTML bodies for one reader, and their unsubscribe URL."""
         unsubscribe_url, preferences_url = self.links(recipient)
         links = {"unsubscribe_url": unsubscribe_url, "preferences_url": preferences_url}
-        text = placeholders.fill(self.text, email=recipient.email, **links)
-        body = placeholders.fill(self.html, email=html.escape(recipient.email), **links)
+        text = self.markers.fill(self.text, email=recipient.email, **links)
+        body = self.markers.fill(self.html, email=html.escape(recipient.email), **links)
         return text, body, unsubscribe_url
 
     def _list_unsubscribe(self, unsubscribe_url: str) -> str:
@@ -112,6 +113,7 @@ class PreparedEdition:
             extra_headers=self._extra_headers(),
             text=self.text,
             html=self.html,
+            markers=self.markers,
         )
 
     def personalise(self, recipient: Recipient) -> Personalised:
@@ -125,12 +127,12 @@ class PreparedEdition:
             HEADER_TO: recipient.email,
             HEADER_MESSAGE_ID: message_id,
             HEADER_LIST_UNSUBSCRIBE: self._list_unsubscribe(unsubscribe_url),
-            f"text:{placeholders.UNSUBSCRIBE_URL}": qp_value(unsubscribe_url),
-            f"text:{placeholders.PREFERENCES_URL}": qp_value(preferences_url),
-            f"text:{placeholders.EMAIL}": qp_value(recipient.email),
-            f"html:{placeholders.UNSUBSCRIBE_URL}": qp_value(unsubscribe_url),
-            f"html:{placeholders.PREFERENCES_URL}": qp_value(preferences_url),
-            f"html:{placeholders.EMAIL}": qp_value(escaped),
+            body_slot("text", "unsubscribe_url"): qp_value(unsubscribe_url),
+            body_slot("text", "preferences_url"): qp_value(preferences_url),
+            body_slot("text", "email"): qp_value(recipient.email),
+            body_slot("html", "unsubscribe_url"): qp_value(unsubscribe_url),
+            body_slot("html", "preferences_url"): qp_value(preferences_url),
+            body_slot("html", "email"): qp_value(escaped),
         }
         data = self.template.render({k: v.encode("ascii") for k, v in values.items()})
         return Personalised(message_id=message_id, data=data)
@@ -178,4 +180,5 @@ def prepare_edition(edition: Edition, settings: Settings, *, now: datetime) -> P
         base_url=settings.base_url,
         secret_key=settings.secret_key,
         date=now,
+        markers=Markers(edition.marker_key),
     )

@@ -23,7 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from newsletter.config import Settings
 from newsletter.editions.build import archive_url
 from newsletter.models import Edition, EditionStatus, Frequency, NewsletterList
-from newsletter.rendering import placeholders
+from newsletter.rendering.placeholders import Markers
 
 __all__ = [
     "FEED_SIZE",
@@ -169,7 +169,7 @@ def reader_view(edition: Edition, *, manage_url: str) -> str:
     reader manages a subscription from their own email: a token here would let anyone who
     opens the archive unsubscribe somebody.
     """
-    return placeholders.fill(
+    return Markers(edition.marker_key).fill(
         edition.html, email=NEUTRAL_ADDRESS, unsubscribe_url=html.escape(manage_url),
         preferences_url=html.escape(manage_url),
     )  # fmt: skip

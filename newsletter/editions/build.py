@@ -23,6 +23,7 @@ from newsletter.models import (
     Post,
 )
 from newsletter.rendering.digest import DigestContext, Story, render_digest
+from newsletter.rendering.placeholders import Markers, new_key
 
 # Editions that will never reach readers: their posts are still news for the next one.
 UNSENT_FOR_GOOD = (EditionStatus.MISSED, EditionStatus.CANCELLED)
@@ -111,6 +112,7 @@ def render_edition(edition: Edition, settings: Settings) -> None:
         subject_override=edition.subject_override or "",
         preheader_override=edition.preheader_override or "",
         archive_url=archive_url(edition, settings),
+        markers=Markers(new_key()),
     )
     started = time.perf_counter()
     email, _ = render_digest(
@@ -121,6 +123,7 @@ def render_edition(edition: Edition, settings: Settings) -> None:
     edition.render_ms = round((time.perf_counter() - started) * 1000)
     edition.subject, edition.preheader = email.subject, email.preheader
     edition.html, edition.text = email.html, email.text
+    edition.marker_key = context.markers.key
 
 
 def build_edition(

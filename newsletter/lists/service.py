@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from newsletter.lists.schedule import ScheduleError, validate_schedule
 from newsletter.models import NewsletterList
-from newsletter.rendering.render import header_text
 from newsletter.subscriptions.addresses import normalise_address
+from newsletter.text import header_text
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 

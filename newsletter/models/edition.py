@@ -63,6 +63,8 @@ class Edition(Base):
     # Rendered once, with placeholders for the per-recipient parts.
     html: Mapped[str] = mapped_column(Text, default="")
     text: Mapped[str] = mapped_column(Text, default="")
+    # The key of the markers in html and text (rendering.placeholders); "" before keys.
+    marker_key: Mapped[str] = mapped_column(String(32), default="", server_default="")
     render_ms: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     send_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -13,6 +13,8 @@ class NewsletterList(Base):
     """A mailing list with its own schedule, sender and choice of post categories."""
 
     __tablename__ = "lists"
+    # List ids appear in readers' links: a deleted list's id is never given to a new one.
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 (SQLAlchemy reads it)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(64), unique=True)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
@@ -27,8 +28,14 @@ class Frequency(enum.StrEnum):
     WEEKLY = "weekly"
 
 
+def new_token_key() -> str:
+    return secrets.token_urlsafe(12)
+
+
 class Subscriber(Base):
     __tablename__ = "subscribers"
+    # Ids appear in readers' links: SQLite must never hand an erased reader's id to another.
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 (SQLAlchemy reads it)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Normalised address (email-validator): unique per install.
@@ -41,6 +48,9 @@ class Subscriber(Base):
         str_enum(SubscriberStatus, "subscriber_status"), default=SubscriberStatus.ACTIVE
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Signed into every link made for this reader, and gone with them (see tokens.py);
+    # "" for readers who signed up before links carried a key.
+    token_key: Mapped[str] = mapped_column(String(32), default=new_token_key, server_default="")
 
     subscriptions: Mapped[list[Subscription]] = relationship(back_populates="subscriber")
 

@@ -7,6 +7,8 @@ import re
 
 import nh3
 
+from newsletter.text import strip_unsafe
+
 ALLOWED_TAGS = {
     "a", "b", "blockquote", "br", "em", "h2", "h3", "h4", "i", "li", "ol", "p", "strong", "ul",
 }  # fmt: skip
@@ -19,7 +21,7 @@ _WHITESPACE = re.compile(r"\s+")
 def clean_html(fragment: str) -> str:
     """Article HTML reduced to text structure: no scripts, handlers, styles or images."""
     return nh3.clean(
-        fragment,
+        strip_unsafe(fragment),
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=URL_SCHEMES,
@@ -33,7 +35,8 @@ def clean_text(value: str, max_length: int | None = None) -> str:
 
     Folding line breaks here is what keeps a post title from injecting headers into a subject.
     """
-    text = html.unescape(nh3.clean(value, tags=set()))
+    # Stripped before and after decoding: "&#1;" is a control character too.
+    text = strip_unsafe(html.unescape(nh3.clean(strip_unsafe(value), tags=set())))
     text = _WHITESPACE.sub(" ", text).strip()
     if max_length is not None and len(text) > max_length:
         head = text[: max_length - 1]

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from newsletter.posts.sanitise import clean_html, clean_text, html_to_paragraphs
+from newsletter.text import strip_unsafe
 
 SUMMARY_CHARS = 320
 GUID_MAX = 500
@@ -20,8 +21,8 @@ def _http_url(value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"must be an http(s) URL, got {value[:80]!r}")
     # NUL too: PostgreSQL refuses it in text, which would fail the whole import.
-    if any(c in value for c in "\r\n\t \x00"):
-        raise ValueError("must not contain spaces, line breaks or NUL characters")
+    if any(c in value for c in "\r\n\t ") or strip_unsafe(value) != value:
+        raise ValueError("must not contain spaces, line breaks or control characters")
     return value
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
-from newsletter.rendering import placeholders
+from newsletter.rendering.placeholders import Markers, new_key
 from newsletter.rendering.render import RenderedEmail, render_email
 
 # Gmail clips HTML beyond ~102 KB and hides the footer, unsubscribe link included.
@@ -39,6 +39,8 @@ class DigestContext:
     preheader_override: str = ""
     # The edition's page in the public archive ("View in your browser").
     archive_url: str = ""
+    # Where each reader's values go: a key of its own for every render.
+    markers: Markers = field(default_factory=lambda: Markers(new_key()))
 
     def template_context(self, full: Sequence[Story], headlines: Sequence[Story]) -> dict[str, Any]:
         stories = [asdict(s) for s in full]
@@ -60,7 +62,7 @@ class DigestContext:
             "headlines": compact,
             "lead": (stories or compact)[0],
             "stories_total": len(stories) + len(compact),
-            **placeholders.context(),
+            **self.markers.context(),
         }
 
 

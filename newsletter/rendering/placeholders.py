@@ -1,30 +1,68 @@
 """Markers left in a rendered edition where each recipient's own values go.
 
 They are plain ASCII words so that no stage (Jinja escaping, MJML, premailer) alters them,
-and personalisation is a string replacement instead of a render.
+and personalisation is a string replacement instead of a render. Each render draws a key
+of its own and the markers carry it (``__NL_EMAIL_<key>__``), stored with the edition: a
+post, an intro or an image URL cannot name a marker it cannot know, so no content can take
+the reader's address or links. Editions rendered before keys existed have the key ``""``.
 """
 
-EMAIL = "__NL_EMAIL__"
-UNSUBSCRIBE_URL = "__NL_UNSUBSCRIBE_URL__"
-PREFERENCES_URL = "__NL_PREFERENCES_URL__"
+from __future__ import annotations
 
-ALL = (EMAIL, UNSUBSCRIBE_URL, PREFERENCES_URL)
+import re
+import secrets
+from dataclasses import dataclass
+from functools import cached_property
 
-
-def context() -> dict[str, str]:
-    """The template variables that stand for per-recipient values."""
-    return {
-        "email": EMAIL,
-        "unsubscribe_url": UNSUBSCRIBE_URL,
-        "preferences_url": PREFERENCES_URL,
-    }
+ROLES = ("email", "unsubscribe_url", "preferences_url")
 
 
-def fill(body: str, *, email: str, unsubscribe_url: str, preferences_url: str) -> str:
-    """``body`` with the markers replaced: values as they go into this body (escaped already
-    for HTML). The slow path and the web views; personalisation at speed has its own."""
-    for marker, value in (
-        (EMAIL, email), (UNSUBSCRIBE_URL, unsubscribe_url), (PREFERENCES_URL, preferences_url)
-    ):  # fmt: skip
-        body = body.replace(marker, value)
-    return body
+def new_key() -> str:
+    return secrets.token_hex(12)
+
+
+@dataclass(frozen=True)
+class Markers:
+    """The three markers of one render, made from its key."""
+
+    key: str
+
+    def marker(self, role: str) -> str:
+        name = role.upper()
+        return f"__NL_{name}_{self.key}__" if self.key else f"__NL_{name}__"
+
+    @property
+    def email(self) -> str:
+        return self.marker("email")
+
+    @property
+    def unsubscribe_url(self) -> str:
+        return self.marker("unsubscribe_url")
+
+    @property
+    def preferences_url(self) -> str:
+        return self.marker("preferences_url")
+
+    @cached_property
+    def _roles(self) -> dict[str, str]:
+        return {self.marker(role): role for role in ROLES}
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str]:
+        """Matches any of the three markers, as a group (for ``split``)."""
+        return re.compile("(" + "|".join(map(re.escape, self._roles)) + ")")
+
+    def role(self, marker: str) -> str:
+        return self._roles[marker]
+
+    def context(self) -> dict[str, str]:
+        """The template variables that stand for per-recipient values."""
+        return {role: self.marker(role) for role in ROLES}
+
+    def fill(self, body: str, *, email: str, unsubscribe_url: str, preferences_url: str) -> str:
+        """``body`` with the markers replaced: values as they go into this body (escaped
+        already for HTML). The slow path and the web views; personalisation at speed has
+        its own."""
+        values = {"email": email, "unsubscribe_url": unsubscribe_url}
+        values["preferences_url"] = preferences_url
+        return self.pattern.sub(lambda match: values[self._roles[match.group(0)]], body)

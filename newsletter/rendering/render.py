@@ -18,9 +18,11 @@ import premailer
 from mjml import mjml2html
 
 from newsletter.resources import resource_path
+from newsletter.text import header_text, strip_unsafe
+
+__all__ = ["RenderError", "RenderedEmail", "compile_mjml", "header_text", "render_email"]
 
 _BLANK_RUNS = re.compile(r"\n{3,}")
-_WHITESPACE = re.compile(r"\s+")
 
 
 class RenderError(RuntimeError):
@@ -39,14 +41,6 @@ class RenderedEmail:
     @property
     def html_bytes(self) -> int:
         return len(self.html.encode("utf-8"))
-
-
-def header_text(value: str, max_length: int = 250) -> str:
-    """One line fit for a header: CR, LF and other whitespace runs become one space."""
-    value = _WHITESPACE.sub(" ", value).strip()
-    if len(value) > max_length:
-        value = value[: max_length - 1].rstrip() + "…"
-    return value
 
 
 def _wrap(value: str, width: int = 72) -> str:
@@ -82,7 +76,9 @@ def compile_mjml(source: str) -> str:
     media queries that only work from a <style> block and must win over inline widths.
     """
     try:
-        compiled = mjml2html(source, fonts={}, disable_comments=False)
+        # Stored content may predate the ingest checks: a control character or noncharacter
+        # must not stop an edition.
+        compiled = mjml2html(strip_unsafe(source), fonts={}, disable_comments=False)
     except Exception as error:  # mjml raises a bare ValueError/RuntimeError subclass
         raise RenderError(f"MJML did not compile: {error}") from error
     inliner = premailer.Premailer(
@@ -112,6 +108,7 @@ def render_email(name: str, context: dict[str, Any]) -> RenderedEmail:
     if _exists(f"{name}/preheader.txt"):
         preheader = header_text(_render(f"{name}/preheader.txt", context, html=False), 200)
     full = {**context, "subject": subject, "preheader": preheader}
-    text = _BLANK_RUNS.sub("\n\n", _render(f"{name}/body.txt", full, html=False)).strip() + "\n"
+    text = _render(f"{name}/body.txt", full, html=False)
+    text = _BLANK_RUNS.sub("\n\n", strip_unsafe(text)).strip() + "\n"
     html = compile_mjml(_render(f"{name}/body.mjml", full, html=True))
     return RenderedEmail(subject=subject, preheader=preheader, text=text, html=html)

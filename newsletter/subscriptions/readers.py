@@ -6,6 +6,7 @@ the web layer owns the unit of work and sends emails only after the commit.
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -285,6 +286,13 @@ def export_data(session: Session, subscriber_id: int) -> dict[str, Any] | None:
             for d, edition_date, slug in deliveries
         ],
     }
+
+
+def link_is_foreign(session: Session, subscriber_id: int, key: str) -> bool:
+    """Whether a link made for the reader ``subscriber_id`` with ``key`` now finds somebody
+    else under that id: the reader it was made for is gone, and it must act on nobody."""
+    held = session.scalar(select(Subscriber.token_key).where(Subscriber.id == subscriber_id))
+    return held is not None and not hmac.compare_digest(held, key)
 
 
 def erase(session: Session, subscriber_id: int, *, client: Client, now: datetime) -> bool:

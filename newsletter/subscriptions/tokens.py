@@ -1,7 +1,11 @@
-"""Signed tokens in links to readers: unsubscribe and preferences.
+"""Signed tokens in links to readers: unsubscribe, preferences and confirmation.
 
-They never expire, since an unsubscribe link must keep working in an old email; tampering is
-detected by the signature, and the salt keeps a token valid for its own purpose only.
+Reader links never expire, since an unsubscribe link must keep working in an old email;
+tampering is detected by the signature, and the salt keeps a token valid for its own purpose
+only. Each token carries the reader's ``token_key``, a random value that dies with the
+reader: a link stays with the reader it was made for even if a database hands their id to
+somebody else (see :func:`newsletter.subscriptions.readers.reader_for`). Links made before
+keys existed have none, and match only readers who were there before keys existed.
 """
 
 from __future__ import annotations
@@ -30,6 +34,14 @@ class InvalidToken(ValueError):
 class ReaderToken:
     subscriber_id: int
     list_id: int
+    key: str = ""
+
+
+def _keyed(value: object, size: int) -> bool:
+    """A token's payload: ``size`` values, then optionally the reader's key."""
+    return isinstance(value, list) and (
+        len(value) == size or (len(value) == size + 1 and isinstance(value[-1], str))
+    )
 
 
 @lru_cache(maxsize=16)
@@ -38,8 +50,10 @@ def _serializer(secret_key: str, purpose: str) -> URLSafeSerializer:
     return URLSafeSerializer(secret_key, salt=f"newsletter.{purpose}")
 
 
-def make_token(secret_key: str, purpose: str, subscriber_id: int, list_id: int) -> str:
-    return str(_serializer(secret_key, purpose).dumps([subscriber_id, list_id]))
+def make_token(secret_key: str, purpose: str, subscriber_id: int, list_id: int, key: str) -> str:
+    """A reader link's token, for the reader with ``subscriber_id`` and ``token_key`` ``key``."""
+    payload: list[int | str] = [subscriber_id, list_id]
+    return str(_serializer(secret_key, purpose).dumps([*payload, key] if key else payload))
 
 
 def read_token(secret_key: str, purpose: str, token: str) -> ReaderToken:
@@ -49,9 +63,10 @@ def read_token(secret_key: str, purpose: str, token: str) -> ReaderToken:
         raise InvalidToken(
             "this link is not valid; it may have been cut short or altered"
         ) from None
-    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value)):
+    if not (_keyed(value, 2) and all(isinstance(v, int) for v in value[:2])):
         raise InvalidToken("this link is not valid")
-    return ReaderToken(subscriber_id=value[0], list_id=value[1])
+    key = value[2] if len(value) == 3 else ""
+    return ReaderToken(subscriber_id=value[0], list_id=value[1], key=key)
 
 
 CONFIRM = "confirm"
@@ -71,17 +86,25 @@ def _timed_serializer(secret_key: str, purpose: str, now: datetime) -> URLSafeTi
     return URLSafeTimedSerializer(secret_key, salt=f"newsletter.{purpose}", signer=OnOurClock)
 
 
+@dataclass(frozen=True)
+class ConfirmToken:
+    subscriber_id: int
+    list_ids: list[int]
+    key: str = ""
+
+
 def make_confirm_token(
-    secret_key: str, subscriber_id: int, list_ids: list[int], *, now: datetime
+    secret_key: str, subscriber_id: int, list_ids: list[int], key: str, *, now: datetime
 ) -> str:
     """A double opt-in link's token: which reader, which lists, when; it expires (see read)."""
     serializer = _timed_serializer(secret_key, CONFIRM, now)
-    return str(serializer.dumps([subscriber_id, sorted(list_ids)]))
+    payload: list[object] = [subscriber_id, sorted(list_ids)]
+    return str(serializer.dumps([*payload, key] if key else payload))
 
 
 def read_confirm_token(
     secret_key: str, token: str, *, max_age_s: int, now: datetime
-) -> tuple[int, list[int]]:
+) -> ConfirmToken:
     try:
         value = _timed_serializer(secret_key, CONFIRM, now).loads(token, max_age=max_age_s)
     except SignatureExpired:
@@ -93,11 +116,10 @@ def read_confirm_token(
             "this confirmation link is not valid; it may have been cut short"
         ) from None
     if not (
-        isinstance(value, list)
-        and len(value) == 2
+        _keyed(value, 2)
         and isinstance(value[0], int)
         and isinstance(value[1], list)
         and all(isinstance(v, int) for v in value[1])
     ):
         raise InvalidToken("this confirmation link is not valid")
-    return value[0], value[1]
+    return ConfirmToken(value[0], value[1], value[2] if len(value) == 3 else "")

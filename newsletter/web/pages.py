@@ -22,6 +22,7 @@ from newsletter.subscriptions.readers import Preferences
 from newsletter.subscriptions.tokens import (
     PREFERENCES,
     UNSUBSCRIBE,
+    ConfirmToken,
     InvalidToken,
     ReaderToken,
     make_token,
@@ -32,6 +33,14 @@ from newsletter.web.context import SIGNUP_WORDING, client, message, now, render,
 from newsletter.web.signup import SignupRefused, sign_up
 
 router = APIRouter(tags=["reader pages"])
+
+# A link whose reader is gone and whose id now belongs to someone else.
+GONE = "this link belongs to a subscription that was deleted; it no longer works"
+
+
+def _reader(token: ReaderToken) -> tuple[int, int, str]:
+    return token.subscriber_id, token.list_id, token.key
+
 
 Token = Annotated[str, Path(max_length=400, description="Signed token from an email link.")]
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -104,19 +113,27 @@ def subscribe(
     return message(request, "Check your inbox", *CHECK_INBOX)
 
 
-def _confirm_token(request: Request, token: str) -> tuple[int, list[int]]:
+def _confirm_token(request: Request, token: str) -> ConfirmToken:
     settings = web(request).settings
-    return read_confirm_token(
+    confirm = read_confirm_token(
         settings.secret_key, token, max_age_s=settings.confirm_token_max_age_hours * 3600,
         now=now(request),
     )  # fmt: skip
+    _refuse_foreign(request, confirm.subscriber_id, confirm.key)
+    return confirm
+
+
+def _refuse_foreign(request: Request, subscriber_id: int, key: str) -> None:
+    with session_scope(web(request).settings.database_url) as session:
+        if readers.link_is_foreign(session, subscriber_id, key):
+            raise InvalidToken(GONE)
 
 
 @router.get("/confirm/{token}", response_class=HTMLResponse, summary="Confirmation page")
 def confirm_page(request: Request, token: Token) -> HTMLResponse:
     settings = web(request).settings
     try:
-        _, list_ids = _confirm_token(request, token)
+        list_ids = _confirm_token(request, token).list_ids
     except InvalidToken as error:
         return _bad_link(request, error)
     with session_scope(settings.database_url) as session:
@@ -138,9 +155,10 @@ def confirm(request: Request, token: Token) -> HTMLResponse:
     state = web(request)
     settings = state.settings
     try:
-        subscriber_id, list_ids = _confirm_token(request, token)
+        confirm_token = _confirm_token(request, token)
     except InvalidToken as error:
         return _bad_link(request, error)
+    subscriber_id, list_ids = confirm_token.subscriber_id, confirm_token.list_ids
     with session_scope(settings.database_url) as session:
         result = readers.confirm(
             session, subscriber_id, list_ids, client=client(request, "link"), now=now(request)
@@ -159,7 +177,9 @@ def confirm(request: Request, token: Token) -> HTMLResponse:
         )  # fmt: skip
     if confirmed:
         state.handoff.send_notice("welcome", subscriber_id, confirmed)
-    preferences = make_token(settings.secret_key, PREFERENCES, subscriber_id, list_ids[0])
+    preferences = make_token(
+        settings.secret_key, PREFERENCES, subscriber_id, list_ids[0], confirm_token.key
+    )
     return message(
         request, "You're subscribed",
         f"Thanks for confirming. You will receive {', '.join(names)}.",
@@ -168,7 +188,9 @@ def confirm(request: Request, token: Token) -> HTMLResponse:
 
 
 def _reader_token(request: Request, purpose: str, token: str) -> ReaderToken:
-    return read_token(web(request).settings.secret_key, purpose, token)
+    reader = read_token(web(request).settings.secret_key, purpose, token)
+    _refuse_foreign(request, reader.subscriber_id, reader.key)
+    return reader
 
 
 @router.get("/unsubscribe/{token}", response_class=HTMLResponse, summary="Unsubscribe page")
@@ -184,7 +206,7 @@ def unsubscribe_page(request: Request, token: Token) -> HTMLResponse:
         if subscriber is None or nl is None:
             return message(request, "You're unsubscribed", "We hold no subscription for this link.")
         email, list_name = subscriber.email, nl.name
-    preferences = make_token(settings.secret_key, PREFERENCES, reader.subscriber_id, reader.list_id)
+    preferences = make_token(settings.secret_key, PREFERENCES, *_reader(reader))
     return render(
         request, "unsubscribe.html", token=token, email=email, list_name=list_name,
         brand=list_name, preferences_url=f"/preferences/{preferences}",
@@ -227,7 +249,7 @@ def unsubscribe(
     if is_one_click:
         return PlainTextResponse(f"Unsubscribed from {list_name}.", status_code=200)
     settings = web(request).settings
-    preferences = make_token(settings.secret_key, PREFERENCES, reader.subscriber_id, reader.list_id)
+    preferences = make_token(settings.secret_key, PREFERENCES, *_reader(reader))
     return message(
         request, "You're unsubscribed",
         f"You will not receive {list_name} any more. It takes effect at once.",

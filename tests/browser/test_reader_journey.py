@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from newsletter.config import Settings
 from newsletter.delivery.prepared import PreparedEdition, Recipient
 from newsletter.models import Frequency, SubscriptionStatus
+from newsletter.rendering.placeholders import Markers
 from newsletter.subscriptions.service import Signup, find_subscriber, subscribe
 from tests.browser.helpers import (
     BASE_URL,
@@ -131,7 +132,7 @@ def _list_unsubscribe(settings: Settings, subscriber_id: int, list_id: int, emai
         subject="Morning Brief", html="<p>news</p>", text="news", from_name="Shortlysts",
         from_address="brief@shortlysts.example.com", reply_to=None,
         domain="news.example.com", base_url=settings.base_url, secret_key=settings.secret_key,
-        date=datetime.now(UTC),
+        date=datetime.now(UTC), markers=Markers(""),
     )  # fmt: skip
     data = edition.personalise(Recipient(1, subscriber_id, email)).data
     parsed = message_from_bytes(data, policy=policy.default)

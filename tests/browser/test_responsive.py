@@ -62,6 +62,7 @@ def reader_pages(session: Session, settings: Settings, email: str) -> Reader:
         session, nl, Signup(email), now=datetime.now(UTC), confirmed=True, source="test"
     )
     subscriber_id, list_id = subscription.subscriber_id, nl.id
+    reader_key = subscription.subscriber.token_key
     session.commit()
     key = settings.secret_key
     return Reader(
@@ -69,9 +70,11 @@ def reader_pages(session: Session, settings: Settings, email: str) -> Reader:
         {
             "subscribe": "/subscribe",
             "confirm": "/confirm/"
-            + make_confirm_token(key, subscriber_id, [list_id], now=datetime.now(UTC)),
-            "preferences": "/preferences/" + make_token(key, PREFERENCES, subscriber_id, list_id),
-            "unsubscribe": "/unsubscribe/" + make_token(key, UNSUBSCRIBE, subscriber_id, list_id),
+            + make_confirm_token(key, subscriber_id, [list_id], reader_key, now=datetime.now(UTC)),
+            "preferences": "/preferences/"
+            + make_token(key, PREFERENCES, subscriber_id, list_id, reader_key),
+            "unsubscribe": "/unsubscribe/"
+            + make_token(key, UNSUBSCRIBE, subscriber_id, list_id, reader_key),
         },
     )
 

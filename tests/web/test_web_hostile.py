@@ -26,6 +26,7 @@ from newsletter.subscriptions.tokens import (
     make_confirm_token,
     make_token,
 )
+from tests.factories import key_of
 from tests.moments import TEST_NOW
 from tests.web.conftest import NO_ROWS, RecordingNotifier, count_rows, error_paragraph
 
@@ -327,38 +328,85 @@ def confirmed_reader(session: Session, lists: list[NewsletterList]) -> Reader:
 def bad_tokens(settings: Settings, reader: Reader, purpose: str) -> list[tuple[str, str]]:
     """(id, token) pairs that must not work for ``purpose``."""
     secret = settings.secret_key
-    good = make_token(secret, purpose, reader.subscriber_id, reader.list_id)
+    good = make_token(
+        secret, purpose, reader.subscriber_id, reader.list_id, key_of(reader.subscriber_id)
+    )
     other_purpose = PREFERENCES if purpose == UNSUBSCRIBE else UNSUBSCRIBE
     flipped = (
         good[:-6] + ("A" if good[-6] != "A" else "B") + good[-5:]
     )  # not the last char: it holds padding bits
-    someone_else = make_token(secret, purpose, reader.subscriber_id + 1, 1).split(".")[0]
+    someone_else = make_token(
+        secret, purpose, reader.subscriber_id + 1, 1, key_of(reader.subscriber_id + 1)
+    ).split(".")[0]
     return [
         ("tampered-signature", flipped),
         ("truncated", good[: len(good) // 2]),
         ("payload-swapped", someone_else + "." + good.split(".")[1]),
-        ("wrong-purpose", make_token(secret, other_purpose, reader.subscriber_id, reader.list_id)),
-        ("confirm-token", make_confirm_token(secret, reader.subscriber_id, [reader.list_id],
-                                             now=TEST_NOW)),
-        ("other-secret", make_token("other-secret", purpose, reader.subscriber_id, reader.list_id)),
+        (
+            "wrong-purpose",
+            make_token(
+                secret,
+                other_purpose,
+                reader.subscriber_id,
+                reader.list_id,
+                key_of(reader.subscriber_id),
+            ),
+        ),
+        (
+            "confirm-token",
+            make_confirm_token(
+                secret,
+                reader.subscriber_id,
+                [reader.list_id],
+                key_of(reader.subscriber_id),
+                now=TEST_NOW,
+            ),
+        ),
+        (
+            "other-secret",
+            make_token(
+                "other-secret",
+                purpose,
+                reader.subscriber_id,
+                reader.list_id,
+                key_of(reader.subscriber_id),
+            ),
+        ),
         ("garbage", "not-a-token"),
         ("sql", "1' OR '1'='1"),
-    ]  # fmt: skip
+    ]
 
 
 def bad_confirm_tokens(settings: Settings, reader: Reader) -> list[tuple[str, str]]:
     secret = settings.secret_key
-    good = make_confirm_token(secret, reader.subscriber_id, [reader.list_id], now=TEST_NOW)
+    good = make_confirm_token(
+        secret, reader.subscriber_id, [reader.list_id], key_of(reader.subscriber_id), now=TEST_NOW
+    )
     flipped = (
         good[:-6] + ("A" if good[-6] != "A" else "B") + good[-5:]
     )  # not the last char: it holds padding bits
     return [
         ("tampered-signature", flipped),
         ("truncated", good[: len(good) // 2]),
-        ("wrong-purpose", make_token(secret, UNSUBSCRIBE, reader.subscriber_id, reader.list_id)),
+        (
+            "wrong-purpose",
+            make_token(
+                secret,
+                UNSUBSCRIBE,
+                reader.subscriber_id,
+                reader.list_id,
+                key_of(reader.subscriber_id),
+            ),
+        ),
         (
             "other-secret",
-            make_confirm_token("another-secret", reader.subscriber_id, [1], now=TEST_NOW),
+            make_confirm_token(
+                "another-secret",
+                reader.subscriber_id,
+                [1],
+                key_of(reader.subscriber_id),
+                now=TEST_NOW,
+            ),
         ),
         ("garbage", "not-a-token"),
     ]

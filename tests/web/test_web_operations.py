@@ -25,7 +25,7 @@ from newsletter.subscriptions.tokens import (
     make_confirm_token,
     make_token,
 )
-from tests.factories import edition_with_readers
+from tests.factories import edition_with_readers, key_of
 from tests.moments import TEST_NOW
 from tests.web.conftest import AppFactory, RecordingNotifier
 
@@ -116,14 +116,24 @@ def test_metrics_follow_signups_confirmations_and_unsubscribes(
 
     first = notifier.of_kind("confirm")[0]
     token = make_confirm_token(
-        settings.secret_key, first.subscriber_id, first.list_ids, now=TEST_NOW
+        settings.secret_key,
+        first.subscriber_id,
+        first.list_ids,
+        key_of(first.subscriber_id),
+        now=TEST_NOW,
     )
     assert client.post(f"/confirm/{token}").status_code == 200
     assert metric(client, "newsletter_confirmations_total") == 2
     assert metric(client, "newsletter_subscriptions", status="confirmed") == 2
     assert metric(client, "newsletter_subscriptions", status="pending") == 2
 
-    leave = make_token(settings.secret_key, UNSUBSCRIBE, first.subscriber_id, lists[0].id)
+    leave = make_token(
+        settings.secret_key,
+        UNSUBSCRIBE,
+        first.subscriber_id,
+        lists[0].id,
+        key_of(first.subscriber_id),
+    )
     one_click = {"content-type": "application/x-www-form-urlencoded"}
     client.post(f"/unsubscribe/{leave}", content=b"List-Unsubscribe=One-Click", headers=one_click)
     client.post(f"/unsubscribe/{leave}", content=b"List-Unsubscribe=One-Click", headers=one_click)
@@ -169,9 +179,9 @@ def reader_tokens(
     session.commit()
     sid, lid = subscription.subscriber_id, subscription.list_id
     return {
-        "confirm": make_confirm_token(settings.secret_key, sid, [lid], now=TEST_NOW),
-        "unsubscribe": make_token(settings.secret_key, UNSUBSCRIBE, sid, lid),
-        "preferences": make_token(settings.secret_key, PREFERENCES, sid, lid),
+        "confirm": make_confirm_token(settings.secret_key, sid, [lid], key_of(sid), now=TEST_NOW),
+        "unsubscribe": make_token(settings.secret_key, UNSUBSCRIBE, sid, lid, key_of(sid)),
+        "preferences": make_token(settings.secret_key, PREFERENCES, sid, lid, key_of(sid)),
     }
 
 

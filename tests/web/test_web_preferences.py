@@ -25,7 +25,7 @@ from newsletter.models import (
     SubscriptionStatus,
 )
 from newsletter.subscriptions.tokens import PREFERENCES, make_confirm_token, make_token
-from tests.factories import edition_with_readers
+from tests.factories import edition_with_readers, key_of
 from tests.moments import TEST_NOW
 from tests.web.conftest import error_paragraph, visible_text
 
@@ -64,7 +64,9 @@ def reader(
 
 
 def _confirm_token(settings: Settings, subscriber_id: int, list_id: int) -> str:
-    return make_confirm_token(settings.secret_key, subscriber_id, [list_id], now=TEST_NOW)
+    return make_confirm_token(
+        settings.secret_key, subscriber_id, [list_id], key_of(subscriber_id), now=TEST_NOW
+    )
 
 
 def test_preferences_page_shows_the_current_choices(client: TestClient, reader: str) -> None:
@@ -276,7 +278,8 @@ def test_preferences_token_of_one_reader_shows_only_that_reader(
     other = Subscriber(email="other@example.com")
     session.add(other)
     session.commit()
-    path = f"/preferences/{make_token(settings.secret_key, PREFERENCES, other.id, lists[0].id)}"
+    token = make_token(settings.secret_key, PREFERENCES, other.id, lists[0].id, other.token_key)
+    path = f"/preferences/{token}"
 
     page = client.get(path).text
 

@@ -19,6 +19,7 @@ from newsletter.models import (
 )
 from newsletter.subscriptions.tokens import make_confirm_token
 from newsletter.web.context import SIGNUP_WORDING
+from tests.factories import key_of
 from tests.moments import TEST_NOW
 from tests.web.conftest import (
     NO_ROWS,
@@ -46,7 +47,11 @@ def confirm_directly(client: TestClient, notifier: RecordingNotifier) -> None:
     notice = notifier.of_kind("confirm")[-1]
     settings = client.app.state.web.settings  # type: ignore[attr-defined]
     token = make_confirm_token(
-        settings.secret_key, notice.subscriber_id, notice.list_ids, now=TEST_NOW
+        settings.secret_key,
+        notice.subscriber_id,
+        notice.list_ids,
+        key_of(notice.subscriber_id),
+        now=TEST_NOW,
     )
     assert client.post(f"/confirm/{token}").status_code == 200
 

@@ -38,7 +38,7 @@ from newsletter.models import (
 from newsletter.subscriptions import readers
 from newsletter.subscriptions.consent import Client
 from newsletter.subscriptions.tokens import UNSUBSCRIBE, make_confirm_token, make_token
-from tests.factories import edition_with_readers
+from tests.factories import edition_with_readers, key_of
 from tests.moments import TEST_NOW
 from tests.web.conftest import RecordingNotifier, error_paragraph, visible_text
 
@@ -102,7 +102,11 @@ def confirm_path(session: Session, settings: Settings, notifier: RecordingNotifi
 
 def unsubscribe_path(settings: Settings, subscription: Subscription) -> str:
     token = make_token(
-        settings.secret_key, UNSUBSCRIBE, subscription.subscriber_id, subscription.list_id
+        settings.secret_key,
+        UNSUBSCRIBE,
+        subscription.subscriber_id,
+        subscription.list_id,
+        key_of(subscription.subscriber_id),
     )
     return f"/unsubscribe/{token}"
 
@@ -201,7 +205,11 @@ def expired_path(
     notice = notifier.of_kind("confirm")[-1]
     signed_at = now - timedelta(hours=settings.confirm_token_max_age_hours, seconds=60)
     token = make_confirm_token(
-        settings.secret_key, notice.subscriber_id, notice.list_ids, now=signed_at
+        settings.secret_key,
+        notice.subscriber_id,
+        notice.list_ids,
+        key_of(notice.subscriber_id),
+        now=signed_at,
     )
     return f"/confirm/{token}"
 
@@ -237,7 +245,11 @@ def test_confirm_link_just_inside_its_lifetime_still_works(
     notice = notifier.of_kind("confirm")[-1]
     signed_at = now - timedelta(hours=settings.confirm_token_max_age_hours, seconds=-60)
     token = make_confirm_token(
-        settings.secret_key, notice.subscriber_id, notice.list_ids, now=signed_at
+        settings.secret_key,
+        notice.subscriber_id,
+        notice.list_ids,
+        key_of(notice.subscriber_id),
+        now=signed_at,
     )
 
     assert client.post(f"/confirm/{token}").status_code == 200
@@ -513,7 +525,7 @@ def test_unsubscribe_takes_effect_for_a_send_in_progress(
 def test_unsubscribe_link_of_an_erased_reader_answers_kindly(
     client: TestClient, session: Session, settings: Settings, daily_list: NewsletterList
 ) -> None:
-    token = make_token(settings.secret_key, UNSUBSCRIBE, 999_999, daily_list.id)
+    token = make_token(settings.secret_key, UNSUBSCRIBE, 999_999, daily_list.id, key_of(999_999))
 
     page = client.get(f"/unsubscribe/{token}")
     post = client.post(

@@ -31,8 +31,8 @@ from newsletter.models import (
     Edition,
     EditionStatus,
 )
-from newsletter.rendering import placeholders
 from newsletter.rendering.digest import GMAIL_CLIP_BYTES
+from newsletter.rendering.placeholders import Markers
 from newsletter.web.admin.common import admin_page, back
 from newsletter.web.admin.display import local_time, not_found
 from newsletter.web.context import hand_over_send, now, web
@@ -62,10 +62,10 @@ class BadForm(ValueError):
     """What the editor typed cannot be used; the message says how to fix it (400)."""
 
 
-def as_sample_reader(body: str, base_url: str) -> str:
+def as_sample_reader(body: str, base_url: str, marker_key: str) -> str:
     """The stored email with its per-reader markers filled in for a made-up reader."""
     base = base_url.rstrip("/")
-    return placeholders.fill(
+    return Markers(marker_key).fill(
         body, email=SAMPLE_ADDRESS, unsubscribe_url=f"{base}/unsubscribe/sample-reader",
         preferences_url=f"{base}/preferences/sample-reader",
     )  # fmt: skip
@@ -127,7 +127,8 @@ def _edition_page(
             progress=progress(session, edition.id, now=moment) if shows_progress else None,
             readers=audience_size(session, edition), html_bytes=html_bytes,
             clip_bytes=GMAIL_CLIP_BYTES, clipped=html_bytes > GMAIL_CLIP_BYTES,
-            text=as_sample_reader(edition.text, settings.base_url), local_time=local_time,
+            text=as_sample_reader(edition.text, settings.base_url, edition.marker_key),
+            local_time=local_time,
         )  # fmt: skip
 
 
@@ -174,7 +175,7 @@ def preview(request: Request, edition_id: EditionId) -> HTMLResponse:
         edition = session.get(Edition, edition_id)
         if edition is None:
             return not_found(request, f"There is no edition {edition_id}.")
-        body = as_sample_reader(edition.html, settings.base_url)
+        body = as_sample_reader(edition.html, settings.base_url, edition.marker_key)
     return HTMLResponse(body, headers=PREVIEW_HEADERS)
 
 

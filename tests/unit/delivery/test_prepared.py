@@ -11,6 +11,7 @@ import pytest
 from newsletter.delivery.mime_template import qp_value
 from newsletter.delivery.prepared import PreparedEdition, Recipient
 from newsletter.rendering.digest import DigestContext, Story, render_digest
+from newsletter.rendering.placeholders import Markers
 from newsletter.subscriptions.tokens import UNSUBSCRIBE, read_token
 
 SECRET = "test-secret"
@@ -41,7 +42,7 @@ def edition() -> PreparedEdition:
         subject=email.subject, html=email.html, text=email.text, from_name="Shortlysts Ü",
         from_address="digest@shortlysts.example.com", reply_to="editor@example.com",
         domain="news.example.com", base_url="https://news.example.com", secret_key=SECRET,
-        date=datetime(2025, 5, 16, 7, 0, tzinfo=UTC),
+        date=datetime(2025, 5, 16, 7, 0, tzinfo=UTC), markers=context.markers,
     )  # fmt: skip
 
 
@@ -123,7 +124,7 @@ def test_no_line_starts_with_a_dot_so_smtp_needs_no_stuffing() -> None:
         edition_id=1, list_id=1, list_slug="d", list_name="D", subject="s",
         html="<p>x</p>\n" + lines, text=lines, from_name="F", from_address="f@example.com",
         reply_to=None, domain="example.com", base_url="https://example.com/" + "." * 80,
-        secret_key=SECRET, date=datetime(2025, 5, 16, tzinfo=UTC),
+        secret_key=SECRET, date=datetime(2025, 5, 16, tzinfo=UTC), markers=Markers(""),
     )  # fmt: skip
     data = prepared.personalise(Recipient(1, 1, "ann@example.com")).data
     assert not any(line.startswith(b".") for line in data.split(b"\r\n"))

@@ -43,7 +43,7 @@ def message() -> bytes:
         subject=email.subject, html=email.html, text=email.text, from_name="Shortlysts",
         from_address="digest@shortlysts.example.com", reply_to=None,
         domain="shortlysts.example.com", base_url="https://news.example.com",
-        secret_key="s", date=datetime(2025, 5, 16, tzinfo=UTC),
+        secret_key="s", date=datetime(2025, 5, 16, tzinfo=UTC), markers=context.markers,
     )  # fmt: skip
     return edition.personalise(Recipient(1, 1, "ann@example.com")).data
 

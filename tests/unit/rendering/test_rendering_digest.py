@@ -11,7 +11,6 @@ from newsletter.editions.build import story_of
 from newsletter.models import Post
 from newsletter.posts.schema import PostIn
 from newsletter.posts.sources import parse_feed
-from newsletter.rendering import placeholders
 from newsletter.rendering.digest import GMAIL_CLIP_BYTES, DigestContext, Story, render_digest
 from newsletter.rendering.render import RenderedEmail
 from newsletter.resources import data_path
@@ -172,7 +171,7 @@ def test_very_large_edition_shows_the_first_stories_in_full(
 
 def test_very_large_edition_keeps_the_footer(huge: tuple[RenderedEmail, int]) -> None:
     rendered, _ = huge
-    assert placeholders.UNSUBSCRIBE_URL in rendered.html
+    assert CONTEXT.markers.unsubscribe_url in rendered.html
     assert CONTEXT.postal_address in rendered.html
 
 
@@ -256,7 +255,7 @@ def test_html_imports_no_web_fonts(email: RenderedEmail) -> None:
 
 
 def test_html_has_every_personalisation_placeholder(email: RenderedEmail) -> None:
-    assert [marker for marker in placeholders.ALL if marker not in email.html] == []
+    assert [m for m in CONTEXT.markers.context().values() if m not in email.html] == []
 
 
 def test_html_escapes_markup_in_a_story_title() -> None:
@@ -296,7 +295,7 @@ def test_text_part_has_no_html_entities(email: RenderedEmail) -> None:
 
 
 def test_text_part_has_every_personalisation_placeholder(email: RenderedEmail) -> None:
-    assert [marker for marker in placeholders.ALL if marker not in email.text] == []
+    assert [m for m in CONTEXT.markers.context().values() if m not in email.text] == []
 
 
 def test_text_part_shows_special_characters_as_typed() -> None:

@@ -19,16 +19,20 @@ SECRET = "a-long-random-test-secret"
 
 @pytest.fixture
 def token() -> str:
-    return make_token(SECRET, UNSUBSCRIBE, 42, 7)
+    return make_token(SECRET, UNSUBSCRIBE, 42, 7, "key")
 
 
 def test_token_round_trips(token: str) -> None:
-    assert read_token(SECRET, UNSUBSCRIBE, token) == ReaderToken(subscriber_id=42, list_id=7)
+    assert read_token(SECRET, UNSUBSCRIBE, token) == ReaderToken(
+        subscriber_id=42, list_id=7, key="key"
+    )
 
 
 def test_preferences_token_round_trips() -> None:
-    token = make_token(SECRET, PREFERENCES, 1, 2)
-    assert read_token(SECRET, PREFERENCES, token) == ReaderToken(subscriber_id=1, list_id=2)
+    token = make_token(SECRET, PREFERENCES, 1, 2, "key")
+    assert read_token(SECRET, PREFERENCES, token) == ReaderToken(
+        subscriber_id=1, list_id=2, key="key"
+    )
 
 
 def test_token_is_safe_in_a_url_path(token: str) -> None:
@@ -36,12 +40,12 @@ def test_token_is_safe_in_a_url_path(token: str) -> None:
 
 
 def test_token_is_the_same_every_time(token: str) -> None:
-    assert make_token(SECRET, UNSUBSCRIBE, 42, 7) == token
+    assert make_token(SECRET, UNSUBSCRIBE, 42, 7, "key") == token
 
 
 def test_tokens_differ_per_reader_and_per_list(token: str) -> None:
-    assert make_token(SECRET, UNSUBSCRIBE, 43, 7) != token
-    assert make_token(SECRET, UNSUBSCRIBE, 42, 8) != token
+    assert make_token(SECRET, UNSUBSCRIBE, 43, 7, "key") != token
+    assert make_token(SECRET, UNSUBSCRIBE, 42, 8, "key") != token
 
 
 def test_tampered_signature_is_refused(token: str) -> None:
@@ -52,7 +56,7 @@ def test_tampered_signature_is_refused(token: str) -> None:
 
 
 def test_tampered_payload_is_refused(token: str) -> None:
-    other = make_token(SECRET, UNSUBSCRIBE, 1, 7)
+    other = make_token(SECRET, UNSUBSCRIBE, 1, 7, "key")
     forged = other.rsplit(".", 1)[0] + "." + token.rsplit(".", 1)[1]
     with pytest.raises(InvalidToken):
         read_token(SECRET, UNSUBSCRIBE, forged)
@@ -64,7 +68,7 @@ def test_truncated_token_is_refused(token: str) -> None:
 
 
 def test_token_for_another_purpose_is_refused() -> None:
-    preferences = make_token(SECRET, PREFERENCES, 42, 7)
+    preferences = make_token(SECRET, PREFERENCES, 42, 7, "key")
     with pytest.raises(InvalidToken):
         read_token(SECRET, UNSUBSCRIBE, preferences)
 
