@@ -114,7 +114,7 @@ def sessions_of(session: Session, editor: Editor) -> list[EditorSession]:
 
 
 def test_the_right_password_after_five_wrong_ones_gets_429_with_retry_after(
-    browsers: Browsers, editor: Editor
+    browsers: Browsers, editor: Editor, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = browsers.open()
     for _ in range(5):
@@ -129,6 +129,7 @@ def test_the_right_password_after_five_wrong_ones_gets_429_with_retry_after(
     assert error_paragraph(right.text).startswith(THROTTLED)
     assert "please wait 15 minutes" in error_paragraph(right.text)
     assert signed_out(admin_home(client)), "no session came out of the throttled attempt"
+    assert f"editor sign-in throttled: client {ATTACKER}" in caplog.text, "for the operator"
 
 
 def test_an_unknown_address_is_answered_exactly_like_a_wrong_password(

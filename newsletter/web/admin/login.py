@@ -6,6 +6,7 @@ an unknown address get the same 400 and words, so the form never says who has an
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -18,6 +19,7 @@ from newsletter.web.auth import check_csrf, session_editor, sign_in, sign_out
 from newsletter.web.context import now, web
 from newsletter.web.ratelimit import RateLimited
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 WRONG = "That email address and password do not match an editor account."
@@ -52,10 +54,12 @@ def login(
     next: Annotated[str, Form(max_length=500)] = "/admin",
 ) -> Response:
     state, account = web(request), login_name(email)
+    ip = request.client.host if request.client else ""
     again = {"next": _safe_next(next), "email": email}
     try:
-        state.login_throttle.attempt(account, request.client.host if request.client else "")
+        state.login_throttle.attempt(account, ip)
     except RateLimited as error:
+        log.warning("editor sign-in throttled: client %s", ip)
         page = admin_page(request, "login.html", status_code=429, error=str(error), **again)
         page.headers["retry-after"] = str(error.retry_after)
         return page
