@@ -112,6 +112,12 @@ class Settings(BaseSettings):
                 f"{self.environment} environment. Set it to a long random string, e.g. "
                 '`python -c "import secrets; print(secrets.token_urlsafe(48))"`.'
             )
+        if self.environment == "production" and urlsplit(self.base_url).scheme != "https":
+            raise ConfigurationError(
+                f"NEWSLETTER_BASE_URL must be an https:// address in production (got "
+                f"{self.base_url!r}): one-click unsubscribe (RFC 8058) needs https, and links "
+                "carrying readers' tokens must not travel in the clear."
+            )
         if self.dkim_domain and (
             self.dkim_private_key is None or not self.dkim_private_key.is_file()
         ):
@@ -123,6 +129,17 @@ class Settings(BaseSettings):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"NEWSLETTER_{name.upper()} must be at least 1.")
         return self
+
+    def startup_warnings(self) -> list[str]:
+        """What an operator should hear before serving readers with these settings."""
+        warnings = []
+        if self.secret_key in ("", PLACEHOLDER_SECRET):
+            warnings.append(
+                "NEWSLETTER_SECRET_KEY is the placeholder: anyone can forge readers' unsubscribe "
+                "and preferences links and editors' sessions. Fine on a laptop; set a long "
+                "random value before anyone else can reach this server."
+            )
+        return warnings
 
     @property
     def message_domain(self) -> str:

@@ -54,14 +54,23 @@ class MaildirTransport:
     _box: mailbox.Maildir | None = field(default=None, init=False, repr=False)
 
     def __enter__(self) -> Self:
-        self._box = mailbox.Maildir(self.path, create=True)
+        self._box = self._open()
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self._box = None
 
+    def _open(self) -> mailbox.Maildir:
+        """The Maildir, made with its parent folders if need be (a fresh var/, a new disk)."""
+        try:
+            for folder in ("tmp", "new", "cur"):  # an empty folder counts as no Maildir yet
+                (self.path / folder).mkdir(parents=True, exist_ok=True)
+            return mailbox.Maildir(self.path, create=False)
+        except OSError as error:
+            raise ConnectionLost(f"cannot open the outbox {self.path}: {error}") from error
+
     def send(self, sender: str, recipient: str, message: bytes) -> None:
-        box = self._box or mailbox.Maildir(self.path, create=True)
+        box = self._box if self._box is not None else self._open()
         try:
             # Maildir writes to tmp/ and renames into new/: a message is whole or absent.
             box.add(message)

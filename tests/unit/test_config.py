@@ -40,7 +40,9 @@ def test_development_accepts_the_placeholder_secret() -> None:
 
 
 def test_production_accepts_a_real_secret() -> None:
-    settings = Settings(environment="production", secret_key="x" * 48)
+    settings = Settings(
+        environment="production", secret_key="x" * 48, base_url="https://news.example.com"
+    )
     assert settings.environment == "production"
 
 
