@@ -22,7 +22,7 @@ def _http_url(value: str) -> str:
         raise ValueError(f"must be an http(s) URL, got {value[:80]!r}")
     # NUL too: PostgreSQL refuses it in text, which would fail the whole import.
     if any(c in value for c in "\r\n\t ") or strip_unsafe(value) != value:
-        raise ValueError("must not contain spaces, line breaks or control characters")
+        raise ValueError("must not contain spaces, line breaks, NUL or other control characters")
     return value
 
 
