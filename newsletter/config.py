@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import datetime
 from functools import lru_cache
@@ -76,6 +77,7 @@ class Settings(BaseSettings):
     feed_max_errors: int
     feed_max_bytes: int
     feed_timeout: float
+    trusted_proxies: str
     clock_start: datetime | None = None
 
     @classmethod
@@ -102,6 +104,19 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 "NEWSLETTER_CLOCK_START needs its UTC offset, e.g. 2027-03-28T00:59:30Z."
             )
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies_are_addresses(cls, value: str) -> str:
+        for entry in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ConfigurationError(
+                    f"NEWSLETTER_TRUSTED_PROXIES: {entry!r} is not an IP address or network "
+                    "(write e.g. 127.0.0.1, 10.0.0.0/8)."
+                ) from None
         return value
 
     @model_validator(mode="after")

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import socket
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    import uvicorn
 
 
 def _tcp_socket(sock: socket.socket) -> socket.socket:
@@ -21,28 +24,51 @@ def _tcp_socket(sock: socket.socket) -> socket.socket:
     return tcp
 
 
-def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
-    proxy_headers: Annotated[bool, typer.Option(help="Trust X-Forwarded-* from a proxy.")] = False,
-    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
-) -> None:
-    """Serve the reader pages and the JSON API (FastAPI on uvicorn)."""
+def uvicorn_config(host: str, port: int, workers: int, *, access_log: bool) -> uvicorn.Config:
+    """uvicorn's settings for the app. Its own proxy-header handling stays off: the app
+    decides who the client is (``newsletter.web.forwarded``), from trusted proxies only."""
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
 
-    config = uvicorn.Config(
+    return uvicorn.Config(
         "newsletter.web.app:create_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        proxy_headers=proxy_headers,
-        forwarded_allow_ips="*" if proxy_headers else None,
+        proxy_headers=False,
         log_level="info",
         access_log=access_log,
     )
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    proxy_headers: Annotated[
+        bool,
+        typer.Option(
+            hidden=True,
+            help="No longer needed: X-Forwarded-For is believed from NEWSLETTER_TRUSTED_PROXIES.",
+        ),
+    ] = False,
+    access_log: Annotated[bool, typer.Option(help="Log every request (tokens redacted).")] = True,
+) -> None:
+    """Serve the reader pages and the JSON API (FastAPI on uvicorn).
+
+    Behind a proxy, list it in NEWSLETTER_TRUSTED_PROXIES: the app then takes the client's
+    address from its X-Forwarded-For, and from no one else's.
+    """
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    if proxy_headers:
+        typer.echo(
+            "--proxy-headers is no longer needed: X-Forwarded-For is believed only from "
+            "NEWSLETTER_TRUSTED_PROXIES.",
+            err=True,
+        )
+    config = uvicorn_config(host, port, workers, access_log=access_log)
     if workers == 1:
         uvicorn.Server(config).run()
         return

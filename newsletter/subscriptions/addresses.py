@@ -23,3 +23,16 @@ def normalise_address(value: str) -> str:
             f"{value.strip()[:80]!r} is not a valid email address: {error}"
         ) from None
     return str(result.normalized)
+
+
+def mailbox(address: str) -> str:
+    """The inbox an address reaches, for counting what is sent to it: the address lower-cased,
+    with any ``+tag`` dropped from its local part.
+
+    ``victim+1@example.com`` and ``Victim+2@example.com`` land in one inbox, so limits on
+    mail to an address count them as one.
+    """
+    local, at, domain = address.lower().rpartition("@")
+    if not at:
+        return address.lower()
+    return f"{local.split('+', 1)[0] or local}@{domain}"

@@ -7,8 +7,10 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from limits.errors import StorageError
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from redis import Redis, RedisError
 from sqlalchemy import text
 from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
@@ -21,11 +23,14 @@ from newsletter.handoff import BrokerUnavailable, Handoff, default_handoff
 from newsletter.web import admin, api, archive, editor_api, editor_catalog, pages
 from newsletter.web.auth import SESSION_COOKIE, LoginRequired, login_url
 from newsletter.web.context import Web, message, page_environment
+from newsletter.web.forwarded import ForwardedClient, TrustedProxies
 from newsletter.web.metrics import DatabaseCollector
 from newsletter.web.ratelimit import LoginThrottle, RateLimited, SignupLimiter, limit_storage
+from newsletter.web.token_urls import carries_token, redact, redact_access_logs
 
 log = logging.getLogger(__name__)
 
+RETRY_AFTER_S = 60
 SECURITY_HEADERS = {
     # Tokens live in URLs: never leak them to other sites through Referer.
     "referrer-policy": "no-referrer",
@@ -39,7 +44,8 @@ SECURITY_HEADERS = {
 
 
 class SecurityHeaders:
-    """Add SECURITY_HEADERS to every response that does not set them itself.
+    """Add SECURITY_HEADERS to every response that does not set them itself, and
+    ``Cache-Control: no-store`` to every answer to a URL holding a reader's token.
 
     Plain ASGI rather than ``@app.middleware("http")``: that one reads the request inside a
     task group, which would wrap the body limit's 413 into an ExceptionGroup.
@@ -53,15 +59,21 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        private = carries_token(scope["path"], scope.get("query_string", b"").decode("latin-1"))
+
         async def with_headers(event: Message) -> None:
             if event["type"] == "http.response.start":
-                present = {name.lower() for name, _ in event.get("headers", [])}
+                headers = list(event.get("headers", []))
+                if private:  # neither the browser nor a shared cache may keep it
+                    headers = [(n, v) for n, v in headers if n.lower() != b"cache-control"]
+                    headers.append((b"cache-control", b"no-store"))
+                present = {name.lower() for name, _ in headers}
                 extra = [
                     (name.encode(), value.encode())
                     for name, value in SECURITY_HEADERS.items()
                     if name.encode() not in present
                 ]
-                event = {**event, "headers": [*event.get("headers", []), *extra]}
+                event = {**event, "headers": [*headers, *extra]}
             await send(event)
 
         await self.app(scope, receive, with_headers)
@@ -104,6 +116,25 @@ class BodyLimit:
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"text/plain; charset=utf-8")]})  # fmt: skip
         await send({"type": "http.response.body", "body": body})
+
+
+def _database_check(database_url: str) -> str:
+    try:
+        with get_engine(database_url).connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as error:  # report, do not crash, when the database is down
+        log.warning("health check: database unreachable: %s", error)
+        return "unreachable"
+    return "ok"
+
+
+def _redis_check(redis: Redis) -> str:
+    try:
+        redis.ping()
+    except RedisError as error:
+        log.warning("health check: Redis unreachable: %s", error)
+        return "unreachable"
+    return "ok"
 
 
 def _describe(error: RequestValidationError) -> str:
@@ -178,21 +209,43 @@ def create_app(
     @app.exception_handler(BrokerUnavailable)
     async def broker_unavailable(request: Request, error: BrokerUnavailable) -> Response:
         """What was asked is saved; only the email behind it could not be queued."""
-        log.error("%s %s: %s", request.method, request.url.path, error)
+        log.error("%s %s: %s", request.method, redact(request.url.path), error)
         detail = "We could not send the email just now. Please try again in a few minutes."
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": detail}, status_code=503, headers={"retry-after": "60"})
         return message(request, "Please try again shortly", detail, status_code=503)
 
-    @app.get("/healthz", tags=["operations"], summary="Liveness and database check")
+    @app.exception_handler(StorageError)
+    @app.exception_handler(RedisError)
+    async def redis_unavailable(request: Request, error: Exception) -> Response:
+        """Redis, where the rate limits are counted, is down: nothing can be let through
+        unchecked, so the visitor is asked to come back rather than shown an error."""
+        log.error("%s %s: Redis unavailable: %s", request.method, redact(request.url.path), error)
+        detail = "We cannot take this request just now. Please try again in a minute."
+        headers = {"retry-after": str(RETRY_AFTER_S)}
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": detail}, status_code=503, headers=headers)
+        page = message(request, "Please try again shortly", detail, status_code=503)
+        page.headers.update(headers)
+        return page
+
+    redis = (
+        Redis.from_url(settings.redis_url, socket_connect_timeout=2.0, socket_timeout=2.0)
+        if settings.redis_url
+        else None
+    )
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness, database and Redis checks")
     def healthz() -> JSONResponse:
-        try:
-            with get_engine(settings.database_url).connect() as connection:
-                connection.execute(text("SELECT 1"))
-        except Exception as error:  # report, do not crash, when the database is down
-            log.warning("health check failed: %s", error)
-            return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
-        return JSONResponse({"status": "ok", "database": "ok"})
+        """Each dependency by name ("ok", "unreachable", or Redis "not used" without a
+        NEWSLETTER_REDIS_URL); 503 when any is unreachable."""
+        checks = {"database": _database_check(settings.database_url), "redis": "not used"}
+        if redis is not None:
+            checks["redis"] = _redis_check(redis)
+        healthy = "unreachable" not in checks.values()
+        return JSONResponse(
+            {"status": "ok" if healthy else "error", **checks}, status_code=200 if healthy else 503
+        )
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics",
              response_class=PlainTextResponse)  # fmt: skip
@@ -217,4 +270,7 @@ def create_app(
     )
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    # Outermost, so that every layer and the access log know the client by the same address.
+    app.add_middleware(ForwardedClient, trusted=TrustedProxies(settings.trusted_proxies))
+    redact_access_logs()
     return app

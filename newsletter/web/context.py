@@ -52,6 +52,9 @@ def web(request: Request) -> Web:
 
 
 def client(request: Request, source: str) -> Client:
+    """Who made the request, for the consent log and the per-IP limits. The address is the
+    one ``forwarded.ForwardedClient`` settled on (X-Forwarded-For believed only from a
+    trusted proxy), never a header read here."""
     return Client(
         source=source,
         ip=request.client.host if request.client else "",

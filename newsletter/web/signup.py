@@ -9,7 +9,7 @@ from fastapi import Request
 from newsletter.db import session_scope
 from newsletter.lists.service import ListError, lists_by_slug
 from newsletter.models import Frequency
-from newsletter.subscriptions.addresses import InvalidAddress, normalise_address
+from newsletter.subscriptions.addresses import InvalidAddress, mailbox, normalise_address
 from newsletter.subscriptions.readers import request_signup
 from newsletter.web.context import SIGNUP_WORDING, client, now, web
 
@@ -62,7 +62,8 @@ def sign_up(
     if len(list_slugs) > MAX_LISTS:
         raise SignupRefused(f"lists: at most {MAX_LISTS}")
     clean_name = _clean_name(name)
-    state.limiter.check_address(address)
+    # Counted per inbox: a +tag must not buy another round of emails to the same person.
+    state.limiter.check_address(mailbox(address))
     with session_scope(state.settings.database_url) as session:
         try:
             lists = lists_by_slug(session, list_slugs)

@@ -10,4 +10,4 @@ from tests.services import LiveServer
 def test_served_app_is_healthy(live_server: LiveServer) -> None:
     response = httpx.get(f"{live_server.url}/healthz", timeout=10)
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "redis": "ok"}

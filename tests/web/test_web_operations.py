@@ -68,7 +68,7 @@ def test_healthz_reports_the_database(client: TestClient) -> None:
 
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
-    assert response.json() == {"status": "ok", "database": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "redis": "not used"}
 
 
 def test_healthz_reports_an_unreachable_database(make_client: AppFactory) -> None:
@@ -78,7 +78,7 @@ def test_healthz_reports_an_unreachable_database(make_client: AppFactory) -> Non
     response = client.get("/healthz")
 
     assert response.status_code == 503
-    assert response.json() == {"status": "error", "database": "unreachable"}
+    assert response.json() == {"status": "error", "database": "unreachable", "redis": "not used"}
 
 
 def test_metrics_are_prometheus_text(client: TestClient) -> None:
