@@ -68,6 +68,10 @@ def serve(
             "NEWSLETTER_TRUSTED_PROXIES.",
             err=True,
         )
+    from newsletter.cli.common import settings
+
+    for warning in settings().startup_warnings():
+        typer.secho(f"WARNING: {warning}", fg=typer.colors.RED, bold=True, err=True)
     config = uvicorn_config(host, port, workers, access_log=access_log)
     if workers == 1:
         uvicorn.Server(config).run()
