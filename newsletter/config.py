@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     feed_max_errors: int
     feed_max_bytes: int
     feed_timeout: float
+    allow_private_feeds: bool = False
     trusted_proxies: str
     clock_start: datetime | None = None
 

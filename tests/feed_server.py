@@ -48,7 +48,7 @@ def conditional(body: bytes, *, etag: str = "", last_modified: str = "") -> Resp
 
 
 class FeedServer:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, Answer | Responder] = {}
         self.requests: list[tuple[str, Message]] = []
         server = self
@@ -82,13 +82,14 @@ class FeedServer:
             def handle_error(self, request: object, client_address: object) -> None:
                 pass  # a client that gave up (timeout, size limit) closed the connection
 
-        self.httpd = Server(("127.0.0.1", 0), Handler)
+        self.httpd = Server((host, 0), Handler)
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}{path}"
 
     def serve(self, path: str, answer: Answer | Responder) -> str:
         self.routes[path] = answer

@@ -49,7 +49,10 @@ def add(
 ) -> None:
     """Add a feed; the poller (beat, or `newsletter feeds poll`) reads it at its next run."""
     with _as_command_errors(), session_scope() as session:
-        feed = add_feed(session, url, name, every, now=utcnow())
+        feed = add_feed(
+            session, url, name, every, now=utcnow(),
+            allow_private=settings().allow_private_feeds,
+        )  # fmt: skip
         console.print(
             f"Added feed [bold]{feed.id}[/] ({feed.name}), polled every {feed.poll_minutes} "
             "minutes. `newsletter feeds poll` reads it now."

@@ -40,7 +40,8 @@ def import_(
     with session_scope() as session:
         report = import_posts(
             session, source, site_url=config.site_url, now=utcnow(),
-            max_bytes=config.max_import_bytes,
+            max_bytes=config.max_import_bytes, deadline=config.feed_timeout,
+            allow_private=config.allow_private_feeds,
         )  # fmt: skip
     print_import_report(report)
     if report.errors and not report.imported:

@@ -3,8 +3,6 @@
 from newsletter.feeds.poll import (
     FeedError,
     Fetch,
-    Fetched,
-    FetchError,
     PollResult,
     add_feed,
     claim_feed,
@@ -17,6 +15,7 @@ from newsletter.feeds.poll import (
     poll_feed,
     resume_feed,
 )
+from newsletter.posts.fetch import Fetched, FetchError
 
 __all__ = [
     "FeedError",

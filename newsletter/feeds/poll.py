@@ -7,7 +7,10 @@ large, a document that is not a feed) is written to ``last_error`` in words an e
 on the dashboard, and doubles the wait (at most a day); ``feed_max_errors`` failures in a
 row pause the feed until an editor resumes it.
 
-The one I/O seam is ``fetch`` (:func:`fetch_feed`, httpx, by default).
+The one I/O seam is ``fetch`` (:func:`fetch_feed`, by default: the fetching of
+:mod:`newsletter.posts.fetch`, which `posts import URL` shares). Relative links in a feed are
+resolved against its URL. A feed on a loopback or private address is refused when added and
+at every poll, unless the install allows private feeds.
 
 Exceptions::
 
@@ -18,14 +21,12 @@ Exceptions::
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 from urllib.parse import urlsplit
 
-import httpx
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -33,7 +34,15 @@ from sqlalchemy.orm import Session
 from newsletter.config import Settings
 from newsletter.db import affected_rows, session_scope
 from newsletter.models import Feed
-from newsletter.posts.ingest import USER_AGENT, upsert_posts
+from newsletter.posts.fetch import (
+    AddressRefused,
+    Fetched,
+    FetchError,
+    FetchRules,
+    fetch,
+    refuse_private_host,
+)
+from newsletter.posts.ingest import upsert_posts
 from newsletter.posts.sources import SourceError, parse_feed
 
 log = logging.getLogger(__name__)
@@ -47,88 +56,27 @@ class FeedError(ValueError):
     """An editor's request about a feed cannot be done; the message says why."""
 
 
-class FetchError(Exception):
-    """The feed could not be fetched; the message says why, for ``Feed.last_error``."""
-
-
 # --- Fetching ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Fetched:
-    """A feed's answer: its body, or ``not_modified`` (HTTP 304) with an empty one."""
-
-    content: bytes
-    etag: str = ""
-    last_modified: str = ""
-    not_modified: bool = False
 
 
 class Fetch(Protocol):
     def __call__(
-        self, url: str, *, etag: str, last_modified: str, timeout: float, max_bytes: int
+        self, url: str, rules: FetchRules, *, etag: str, last_modified: str
     ) -> Fetched: ...
 
 
-def fetch_feed(
-    url: str, *, etag: str, last_modified: str, timeout: float, max_bytes: int
-) -> Fetched:
-    """GET ``url``, conditionally; raises :class:`FetchError` with a readable reason.
-
-    The body is read as a stream and refused past ``max_bytes`` (after decompression, so a
-    small gzip bomb is refused too), and the whole exchange must end within ``timeout``: httpx
-    times each read, so a server dripping a byte at a time would otherwise hold us forever.
-    """
-    headers = {"User-Agent": USER_AGENT, "Accept": ACCEPT}
-    if etag:
-        headers["If-None-Match"] = etag
-    if last_modified:
-        headers["If-Modified-Since"] = last_modified
-    started = time.monotonic()
-    try:
-        with (
-            httpx.Client(timeout=timeout, follow_redirects=True, max_redirects=5) as client,
-            client.stream("GET", url, headers=headers) as response,
-        ):
-            if response.status_code == httpx.codes.NOT_MODIFIED:
-                return Fetched(b"", etag, last_modified, not_modified=True)
-            if not response.is_success:
-                raise FetchError(
-                    f"the server answered {response.status_code} {response.reason_phrase}".strip()
-                )
-            declared = response.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
-                raise FetchError(_too_large(max_bytes))
-            body = bytearray()
-            for chunk in response.iter_bytes():
-                body.extend(chunk)
-                if len(body) > max_bytes:
-                    raise FetchError(_too_large(max_bytes))
-                if time.monotonic() - started > timeout:
-                    raise FetchError(_too_slow(timeout))
-            return Fetched(
-                bytes(body),
-                response.headers.get("ETag", ""),
-                response.headers.get("Last-Modified", ""),
-            )
-    except httpx.TimeoutException:
-        raise FetchError(_too_slow(timeout)) from None
-    except httpx.TooManyRedirects:
-        raise FetchError("too many redirects") from None
-    except httpx.DecodingError as error:
-        raise FetchError(f"the answer could not be decoded: {error}") from None
-    except httpx.TransportError as error:
-        raise FetchError(f"could not reach the server: {error or type(error).__name__}") from None
-    except (httpx.HTTPError, httpx.InvalidURL) as error:
-        raise FetchError(f"could not fetch it: {error or type(error).__name__}") from None
+def fetch_feed(url: str, rules: FetchRules, *, etag: str, last_modified: str) -> Fetched:
+    """GET a feed, conditionally: :func:`newsletter.posts.fetch.fetch` (address checks, one
+    deadline, a size limit) asking for a feed; raises :class:`FetchError` in words."""
+    return fetch(url, rules, accept=ACCEPT, etag=etag, last_modified=last_modified)
 
 
-def _too_slow(timeout: float) -> str:
-    return f"no complete answer within {timeout:g} seconds"
-
-
-def _too_large(max_bytes: int) -> str:
-    return f"the answer is larger than the {max_bytes:,}-byte limit for a feed"
+def fetch_rules(settings: Settings) -> FetchRules:
+    return FetchRules(
+        deadline=settings.feed_timeout,
+        max_bytes=settings.feed_max_bytes,
+        allow_private=settings.allow_private_feeds,
+    )
 
 
 # --- Feeds ---------------------------------------------------------------------------------
@@ -147,10 +95,17 @@ def _check_url(url: str) -> str:
 
 
 def add_feed(
-    session: Session, url: str, name: str = "", poll_minutes: int = 15, *, now: datetime
-) -> Feed:
-    """A new feed, first polled at ``now`` (by the next run of the poller)."""
+    session: Session, url: str, name: str = "", poll_minutes: int = 15, *, now: datetime,
+    allow_private: bool = False,
+) -> Feed:  # fmt: skip
+    """A new feed, first polled at ``now`` (by the next run of the poller). One on a loopback
+    or private address is refused unless ``allow_private`` (every poll checks again)."""
     url = _check_url(url)
+    if not allow_private:
+        try:
+            refuse_private_host(url)
+        except AddressRefused as error:
+            raise FeedError(f"{url} cannot be polled: {error}") from None
     if not 1 <= poll_minutes <= MAX_POLL_MINUTES:
         raise FeedError(f"poll every 1 to {MAX_POLL_MINUTES} minutes (a day), not {poll_minutes}")
     existing = session.scalar(select(Feed).where(Feed.url == url))
@@ -222,14 +177,13 @@ def poll_feed(
     feed's own faults: they are recorded on it. The caller commits."""
     try:
         fetched = fetch(
-            feed.url, etag=feed.etag, last_modified=feed.last_modified,
-            timeout=settings.feed_timeout, max_bytes=settings.feed_max_bytes,
-        )  # fmt: skip
+            feed.url, fetch_rules(settings), etag=feed.etag, last_modified=feed.last_modified
+        )
         result = PollResult(feed.id, ok=True, not_modified=fetched.not_modified)
         if not fetched.not_modified:
-            parsed = parse_feed(fetched.content, now=now)
+            parsed = parse_feed(fetched.content, now=now, base_url=fetched.url or feed.url)
             with session.begin_nested():
-                report = upsert_posts(session, parsed.posts)
+                report = upsert_posts(session, parsed.posts, undated=parsed.undated)
             result.created, result.updated = report.created, report.updated
             result.item_errors = parsed.errors
     except (FetchError, SourceError) as error:

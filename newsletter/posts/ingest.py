@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from urllib.request import Request, urlopen
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.models import Post
+from newsletter.posts.fetch import FetchError, FetchRules, fetch
 from newsletter.posts.schema import PostIn
 from newsletter.posts.sources import (
     Parsed,
@@ -21,7 +22,8 @@ from newsletter.posts.sources import (
     parse_json,
 )
 
-USER_AGENT = "newsletter-digest/0.1 (+https://github.com/)"
+# "scheme://": a URL, not a path, whatever its scheme.
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 
 @dataclass
@@ -38,8 +40,14 @@ class ImportReport:
         return self.created + self.updated + self.unchanged
 
 
-def upsert_posts(session: Session, posts: Iterable[PostIn]) -> ImportReport:
-    """De-duplicate by GUID (the URL when there is none); an edited post updates its row."""
+def upsert_posts(
+    session: Session, posts: Iterable[PostIn], *, undated: Collection[str] = ()
+) -> ImportReport:
+    """De-duplicate by GUID (the URL when there is none); an edited post updates its row.
+
+    ``undated`` names (by GUID) the posts whose source gave no date, dated at this import:
+    a stored one keeps the date it was first seen with, however often it is imported again.
+    """
     report = ImportReport()
     by_guid: dict[str, PostIn] = {}
     for post in posts:
@@ -51,6 +59,8 @@ def upsert_posts(session: Session, posts: Iterable[PostIn]) -> ImportReport:
     )
     for guid, post in by_guid.items():
         row = existing.get(guid)
+        if row is not None and guid in undated:
+            post = post.model_copy(update={"published_at": row.published_at})
         values = {
             "url": post.url,
             "title": post.title,
@@ -79,26 +89,36 @@ def upsert_posts(session: Session, posts: Iterable[PostIn]) -> ImportReport:
     return report
 
 
-def read_source(source: str, *, max_bytes: int, timeout: float = 20) -> tuple[bytes, str]:
-    """The bytes of a path or http(s) URL, and a name to guess the format from."""
-    if source.startswith(("http://", "https://")):
-        request = Request(source, headers={"User-Agent": USER_AGENT})  # noqa: S310
-        with urlopen(request, timeout=timeout) as response:  # noqa: S310
-            content: bytes = response.read(max_bytes + 1)
-            kind = response.headers.get_content_type()
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise SourceError(f"no such file: {source}")
-        with path.open("rb") as handle:
-            content = handle.read(max_bytes + 1)
-        kind = path.suffix.lower()
+def read_source(
+    source: str, *, max_bytes: int, deadline: float = 20, allow_private: bool = False
+) -> tuple[bytes, str, str]:
+    """The bytes of a path or http(s) URL, a name to guess the format from, and the URL that
+    relative links in it are relative to (empty for a file).
+
+    A URL is fetched by :func:`newsletter.posts.fetch.fetch`, with its address checks and
+    deadline; any failure is a :class:`SourceError` naming the URL and what went wrong.
+    """
+    if _URL.match(source):
+        rules = FetchRules(deadline=deadline, max_bytes=max_bytes, allow_private=allow_private)
+        try:
+            fetched = fetch(source, rules)
+        except FetchError as error:
+            raise SourceError(f"could not import {source}: {error}") from None
+        return fetched.content, fetched.content_type, fetched.url
+    path = Path(source)
+    if not path.is_file():
+        raise SourceError(f"no such file: {source}")
+    with path.open("rb") as handle:
+        content = handle.read(max_bytes + 1)
+    kind = path.suffix.lower()
     if len(content) > max_bytes:
         raise SourceError(f"{source} is larger than the {max_bytes:,}-byte import limit")
-    return content, kind
+    return content, kind, ""
 
 
-def parse_source(content: bytes, kind: str, *, site_url: str, now: datetime) -> Parsed:
+def parse_source(
+    content: bytes, kind: str, *, site_url: str, now: datetime, base_url: str = ""
+) -> Parsed:
     """Pick the reader by file suffix or content type, else by sniffing the first bytes."""
     head = content.lstrip()[:1]
     if kind in (".json", "application/json") or head in (b"[", b"{"):
@@ -109,16 +129,23 @@ def parse_source(content: bytes, kind: str, *, site_url: str, now: datetime) -> 
         except UnicodeDecodeError as error:
             raise SourceError(f"the text file is not UTF-8: {error}") from None
         return parse_article_text(text, site_url=site_url, now=now)
-    return parse_feed(content, now=now)
+    return parse_feed(content, now=now, base_url=base_url)
 
 
 def import_posts(
-    session: Session, source: str, *, site_url: str, now: datetime, max_bytes: int
-) -> ImportReport:
-    """Import every valid post of ``source``; raises :class:`SourceError` if it is unreadable."""
-    content, kind = read_source(source, max_bytes=max_bytes)
-    parsed = parse_source(content, kind, site_url=site_url, now=now)
-    report = upsert_posts(session, parsed.posts)
+    session: Session, source: str, *, site_url: str, now: datetime, max_bytes: int,
+    deadline: float = 20, allow_private: bool = False,
+) -> ImportReport:  # fmt: skip
+    """Import every valid post of ``source``; raises :class:`SourceError` if it is unreadable.
+
+    A URL is fetched within ``deadline`` seconds, and from a private or loopback address
+    only if ``allow_private``.
+    """
+    content, kind, base_url = read_source(
+        source, max_bytes=max_bytes, deadline=deadline, allow_private=allow_private
+    )
+    parsed = parse_source(content, kind, site_url=site_url, now=now, base_url=base_url)
+    report = upsert_posts(session, parsed.posts, undated=parsed.undated)
     report.errors.extend(parsed.errors)
     report.warnings.extend(parsed.warnings)
     return report

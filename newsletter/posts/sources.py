@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urljoin
 
 import feedparser
 from pydantic import ValidationError
@@ -30,6 +31,8 @@ class Parsed:
     posts: list[PostIn] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # GUIDs of posts the source gave no date: dated now, but only when first seen.
+    undated: set[str] = field(default_factory=set)
 
 
 def _describe(error: ValidationError) -> str:
@@ -38,11 +41,15 @@ def _describe(error: ValidationError) -> str:
     )
 
 
-def _validate(parsed: Parsed, label: str, data: dict[str, Any]) -> None:
+def _validate(parsed: Parsed, label: str, data: dict[str, Any], *, dated: bool = True) -> None:
     try:
-        parsed.posts.append(PostIn.model_validate(data))
+        post = PostIn.model_validate(data)
     except ValidationError as error:
         parsed.errors.append(f"{label}: {_describe(error)}")
+        return
+    parsed.posts.append(post)
+    if not dated:
+        parsed.undated.add(post.guid)
 
 
 # --- RSS / Atom --------------------------------------------------------------------------
@@ -79,8 +86,11 @@ def _entry_image(entry: Any) -> tuple[str | None, str]:
     return None, ""
 
 
-def parse_feed(content: bytes, *, now: datetime) -> Parsed:
-    feed = feedparser.parse(content)
+def parse_feed(content: bytes, *, now: datetime, base_url: str = "") -> Parsed:
+    """The items of an RSS or Atom document. Relative links are resolved against
+    ``base_url``, the URL the feed was fetched from, as feed readers do."""
+    headers = {"content-location": base_url} if base_url else {}
+    feed = feedparser.parse(content, response_headers=headers)
     parsed = Parsed()
     if not feed.entries:
         reason = feed.get("bozo_exception") or "it holds no items"
@@ -98,9 +108,10 @@ def parse_feed(content: bytes, *, now: datetime) -> Parsed:
             body = summary
         published = _entry_date(entry)
         if published is None:
-            parsed.warnings.append(f"{label}: no date; using the import time")
-            published = now
+            parsed.warnings.append(f"{label}: no date; using the time it is first seen")
         image_url, image_alt = _entry_image(entry)
+        if image_url and base_url:
+            image_url = urljoin(base_url, image_url)
         tags = entry.get("tags") or []
         _validate(
             parsed,
@@ -115,8 +126,9 @@ def parse_feed(content: bytes, *, now: datetime) -> Parsed:
                 "author": entry.get("author", ""),
                 "image_url": image_url,
                 "image_alt": image_alt,
-                "published_at": published,
+                "published_at": published or now,
             },
+            dated=published is not None,
         )
     if feed.bozo and not parsed.posts:
         # A truncated document yields a stub entry or two; that is a broken feed, not items.
@@ -188,5 +200,6 @@ def parse_article_text(text: str, *, site_url: str, now: datetime) -> Parsed:
             "body_html": "".join(body),
             "published_at": now,
         },
+        dated=False,
     )
     return parsed

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from newsletter.config import get_settings
 from newsletter.feeds import add_feed
 from newsletter.models import Feed, Post
 from tests.cli_runner import run
@@ -17,9 +18,14 @@ from tests.feed_server import SAMPLE_FEED, Answer, FeedServer
 
 
 @pytest.fixture
-def http() -> Iterator[FeedServer]:
+def http(monkeypatch: pytest.MonkeyPatch) -> Iterator[FeedServer]:
+    """The test server listens on 127.0.0.1: feeds there are allowed only when an install
+    allows private feeds (tests/security/test_fetching.py shows the refusals)."""
+    monkeypatch.setenv("NEWSLETTER_ALLOW_PRIVATE_FEEDS", "true")
+    get_settings.cache_clear()
     with FeedServer() as server:
         yield server
+    get_settings.cache_clear()
 
 
 def test_add_then_list_as_json(session: Session) -> None:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from newsletter.config import Settings
+from newsletter.config import Settings, get_settings
 from newsletter.feeds import (
     FeedError,
     add_feed,
@@ -23,7 +23,7 @@ from newsletter.feeds import (
     resume_feed,
 )
 from newsletter.models import Feed, Post
-from newsletter.posts.ingest import USER_AGENT
+from newsletter.posts.fetch import USER_AGENT
 from newsletter.runtime import free_port
 from tests.feed_server import SAMPLE_FEED, Answer, FeedServer, conditional
 
@@ -38,12 +38,22 @@ def http() -> Iterator[FeedServer]:
         yield server
 
 
+@pytest.fixture
+def settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """The test server listens on 127.0.0.1, which feeds may use only when an install allows
+    private feeds (tests/security/test_fetching.py shows the refusals)."""
+    monkeypatch.setenv("NEWSLETTER_ALLOW_PRIVATE_FEEDS", "true")
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
 def posts(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(Post)) or 0
 
 
 def feed_at(session: Session, url: str, poll_minutes: int = 15) -> Feed:
-    feed = add_feed(session, url, "Shortlysts", poll_minutes, now=NOW)
+    feed = add_feed(session, url, "Shortlysts", poll_minutes, now=NOW, allow_private=True)
     session.commit()
     return feed
 
@@ -228,7 +238,7 @@ def test_an_oversized_answer_is_refused(
     answer = Answer(body=SAMPLE_FEED, declare_length=declare_length)
     feed = feed_at(session, http.serve("/feed.xml", answer))
     poll(session, feed, small)
-    assert feed.last_error == "the answer is larger than the 10,000-byte limit for a feed"
+    assert feed.last_error == "the answer is larger than the 10,000-byte limit"
     assert posts(session) == 0
 
 
@@ -322,11 +332,55 @@ def test_the_beat_task_polls_every_due_feed_despite_a_broken_one(
     from workers.tasks import poll_feeds
 
     now = datetime.now(UTC)
-    broken = add_feed(session, http.serve("/broken.xml", Answer(500)), now=now)
-    good = add_feed(session, http.serve("/feed.xml", Answer(body=SAMPLE_FEED)), now=now)
+    broken = add_feed(session, http.serve("/broken.xml", Answer(500)), now=now, allow_private=True)
+    good = add_feed(
+        session, http.serve("/feed.xml", Answer(body=SAMPLE_FEED)), now=now, allow_private=True
+    )
     session.commit()
     assert poll_feeds() == 2
     session.expire_all()
     assert posts(session) == SAMPLE_POSTS
     assert session.get_one(Feed, broken.id).consecutive_errors == 1
     assert session.get_one(Feed, good.id).last_success_at is not None
+
+
+# --- What a feed's items say ---------------------------------------------------------------
+
+
+RELATIVE_FEED = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>
+<link>/</link><description>d</description>
+<item><title>A local story</title><link>/posts/local</link><description>A dek.</description>
+</item></channel></rss>"""
+
+
+def test_relative_links_are_resolved_against_the_feeds_url(
+    session: Session, settings: Settings, http: FeedServer
+) -> None:
+    url = http.serve("/feeds/rss.xml", Answer(body=RELATIVE_FEED))
+    poll(session, feed_at(session, url), settings)
+    assert session.scalars(select(Post.url)).one() == http.url("/posts/local")
+
+
+def test_an_undated_item_keeps_the_date_it_was_first_seen(
+    session: Session, settings: Settings, http: FeedServer
+) -> None:
+    feed = feed_at(session, http.serve("/feeds/rss.xml", Answer(body=RELATIVE_FEED)))
+    poll(session, feed, settings)
+    result = poll_feed(session, feed, NOW + timedelta(hours=3), settings)
+    assert (result.created, result.updated) == (0, 0)
+    assert session.scalars(select(Post.published_at)).one() == NOW
+
+
+def test_a_failed_poll_is_logged_in_one_line_without_a_traceback(
+    session: Session, settings: Settings, http: FeedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = http.serve("/feed.xml", Answer(302, headers={"Location": "file:///etc/passwd"}))
+    feed = feed_at(session, url)
+    with caplog.at_level("WARNING", logger="newsletter.feeds.poll"):
+        poll(session, feed, settings)
+    [record] = caplog.records
+    assert record.exc_info is None
+    assert record.getMessage() == (
+        f"feed {feed.id} ({url}) failed 1 time(s) in a row: "
+        "it redirects to file:///etc/passwd, which is not an http(s) URL"
+    )

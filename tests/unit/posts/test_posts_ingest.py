@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -247,3 +247,53 @@ def test_json_with_a_non_object_item_imports_the_rest_and_reports_it(
     report = run_import(session, source, settings, now)
     assert report.created == 1
     assert report.errors == ["post 2: expected an object, got list"]
+
+
+# --- items without a date -------------------------------------------------------------------
+
+
+def undated_item(guid: str, title: str) -> str:
+    return (
+        f"<item><title>{title}</title><link>https://www.shortlysts.com/posts/{guid}</link>"
+        f"<guid>{guid}</guid><description>A dek for the story.</description></item>"
+    )
+
+
+def test_an_undated_item_keeps_the_date_it_was_first_seen(
+    session: Session, settings: Settings, now: datetime, tmp_path: Path
+) -> None:
+    source = tmp_path / "feed.xml"
+    source.write_bytes(rss(undated_item("story-1", "Headline")))
+    run_import(session, source, settings, now)
+    session.commit()
+    report = run_import(session, source, settings, now + timedelta(days=1))
+    assert report.unchanged == 1
+    assert session.scalars(select(Post.published_at)).one() == now
+
+
+def test_an_edited_undated_item_is_updated_and_keeps_its_first_date(
+    session: Session, settings: Settings, now: datetime, tmp_path: Path
+) -> None:
+    source = tmp_path / "feed.xml"
+    source.write_bytes(rss(undated_item("story-1", "Headline")))
+    run_import(session, source, settings, now)
+    session.commit()
+    source.write_bytes(rss(undated_item("story-1", "Corrected headline")))
+    report = run_import(session, source, settings, now + timedelta(hours=5))
+    assert report.updated == 1
+    post = session.scalars(select(Post)).one()
+    assert (post.title, post.published_at) == ("Corrected headline", now)
+
+
+def test_an_item_that_gains_a_date_takes_it(
+    session: Session, settings: Settings, now: datetime, tmp_path: Path
+) -> None:
+    source = tmp_path / "feed.xml"
+    source.write_bytes(rss(undated_item("story-1", "Headline")))
+    run_import(session, source, settings, now)
+    session.commit()
+    source.write_bytes(rss(rss_item("story-1", "Headline")))
+    run_import(session, source, settings, now + timedelta(hours=5))
+    assert session.scalars(select(Post.published_at)).one() == datetime(
+        2025, 5, 15, 20, 0, tzinfo=UTC
+    )
