@@ -26,6 +26,7 @@ from tests.browser.helpers import (
     unique_address,
     wait_for_mail,
 )
+from tests.factories import key_of
 from tests.services import LiveServer
 from tests.smtp_server import RecordingHandler
 
@@ -134,7 +135,7 @@ def _list_unsubscribe(settings: Settings, subscriber_id: int, list_id: int, emai
         domain="news.example.com", base_url=settings.base_url, secret_key=settings.secret_key,
         date=datetime.now(UTC), markers=Markers(""),
     )  # fmt: skip
-    data = edition.personalise(Recipient(1, subscriber_id, email)).data
+    data = edition.personalise(Recipient(1, subscriber_id, email, key_of(subscriber_id))).data
     parsed = message_from_bytes(data, policy=policy.default)
     assert str(parsed["List-Unsubscribe-Post"]) == "List-Unsubscribe=One-Click"
     return str(parsed["List-Unsubscribe"])
