@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     retry_backoff_seconds: float
     html_budget_bytes: int
     first_edition_lookback_hours: int
+    late_post_lookback_hours: int
     max_import_bytes: int
     site_url: str
     site_name: str

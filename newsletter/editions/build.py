@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -41,25 +41,42 @@ def _window_start(
     frequency: Frequency,
     day: date,
     cutoff: datetime,
-    lookback: timedelta,
+    settings: Settings,
 ) -> datetime:
+    """Where the search for ``day``'s posts begins.
+
+    The list's first edition looks back ``first_edition_lookback_hours`` (a week, for a
+    weekly one). A later one looks back ``late_post_lookback_hours`` before the previous
+    edition's cutoff: a post published before that cutoff but seen only after the edition
+    was built (a feed that lagged, an import of older posts) is still news for this one.
+    Posts already in an edition are left out by ID (``taken_posts``), not by time. Never
+    earlier than the list's first edition looked, so a list's start is not back-filled.
+    """
+    counted = (
+        Edition.list_id == nl.id,
+        Edition.frequency == frequency,
+        Edition.status.not_in(UNSENT_FOR_GOOD),
+    )
     previous = session.scalar(
         select(Edition.cutoff)
-        .where(
-            Edition.list_id == nl.id,
-            Edition.frequency == frequency,
-            Edition.edition_date < day,
-            Edition.status.not_in(UNSENT_FOR_GOOD),
-        )
+        .where(*counted, Edition.edition_date < day)
         .order_by(Edition.edition_date.desc())
         .limit(1)
     )
-    return previous if previous is not None else cutoff - lookback
+    if previous is None:
+        first = timedelta(days=7) if frequency == Frequency.WEEKLY else None
+        return cutoff - (first or timedelta(hours=settings.first_edition_lookback_hours))
+    start = previous - timedelta(hours=settings.late_post_lookback_hours)
+    floor = session.scalar(select(func.min(Edition.window_start)).where(*counted))
+    return start if floor is None else max(start, floor)
 
 
-def _posts_in_earlier_editions(
-    session: Session, nl: NewsletterList, frequency: Frequency
-) -> set[int]:
+def taken_posts(session: Session, nl: NewsletterList, frequency: Frequency) -> set[int]:
+    """Posts an edition of the list has taken: carried, or removed by an editor.
+
+    Every edition counts, whatever its date, but those that will never reach readers
+    (missed, cancelled): their posts are free for the next one.
+    """
     rows = session.scalars(
         select(EditionItem.post_id)
         .join(Edition)
@@ -70,6 +87,32 @@ def _posts_in_earlier_editions(
         )
     )
     return set(rows)
+
+
+def posts_to_take(
+    session: Session,
+    nl: NewsletterList,
+    frequency: Frequency,
+    *,
+    window_start: datetime,
+    cutoff: datetime,
+    limit: int,
+) -> list[int]:
+    """The posts an edition takes now, newest first: published in ``(window_start, cutoff]``,
+    in the list's categories, in none of its editions yet, at most ``limit``."""
+    candidates = session.execute(
+        select(Post.id, Post.published_at, Post.category).where(
+            Post.published_at > window_start, Post.published_at <= cutoff
+        )
+    )
+    return select_posts(
+        (Candidate(*row) for row in candidates),
+        window_start=window_start,
+        cutoff=cutoff,
+        categories=nl.categories,
+        already_sent=taken_posts(session, nl, frequency),
+        limit=limit,
+    )
 
 
 def story_of(post: Post) -> Story:
@@ -137,10 +180,11 @@ def build_edition(
 ) -> BuildResult:
     """The daily (or weekly) edition of ``nl`` for ``day``, a date in the list's timezone.
 
-    An existing edition is returned untouched. Otherwise the posts published since the
-    previous edition's cutoff are selected (a weekly edition takes the week's posts, whether
-    or not the daily editions carried them); with none, the edition is stored as skipped with
-    the reason, so the dispatcher does not try again all day.
+    An existing edition is returned untouched. Otherwise it takes the posts up to its cutoff
+    that no edition of the list has taken, late ones included (see ``_window_start``); a
+    weekly edition takes the week's posts, whether or not the daily editions carried them.
+    With none, the edition is stored as skipped with the reason, so the dispatcher does not
+    try again all day; posts that come later for its window go into the next edition.
     """
     same_edition = (
         Edition.list_id == nl.id,
@@ -152,24 +196,9 @@ def build_edition(
         return BuildResult(existing, created=False)
 
     cutoff = edition_cutoff(nl.schedule, nl.timezone, day, now)
-    lookback = (
-        timedelta(days=7)
-        if frequency == Frequency.WEEKLY
-        else timedelta(hours=settings.first_edition_lookback_hours)
-    )
-    window_start = _window_start(session, nl, frequency, day, cutoff, lookback)
-    candidates = session.execute(
-        select(Post.id, Post.published_at, Post.category).where(
-            Post.published_at > window_start, Post.published_at <= cutoff
-        )
-    )
-    post_ids = select_posts(
-        (Candidate(*row) for row in candidates),
-        window_start=window_start,
-        cutoff=cutoff,
-        categories=nl.categories,
-        already_sent=_posts_in_earlier_editions(session, nl, frequency),
-        limit=nl.max_posts,
+    window_start = _window_start(session, nl, frequency, day, cutoff, settings)
+    post_ids = posts_to_take(
+        session, nl, frequency, window_start=window_start, cutoff=cutoff, limit=nl.max_posts
     )
     edition = Edition(
         newsletter_list=nl,

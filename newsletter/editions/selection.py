@@ -26,7 +26,8 @@ def select_posts(
     """Post IDs for an edition, newest first (ties by ID, so the order is stable).
 
     A post qualifies when it was published in ``(window_start, cutoff]``, carries one of
-    ``categories`` (any, when empty; compared without case) and was in no earlier edition.
+    ``categories`` (any, when empty; compared without case) and is not in ``already_sent``
+    (every post an edition of the list has taken, whatever that edition's date).
     """
     wanted = {c.casefold() for c in categories}
     chosen = [

@@ -18,9 +18,14 @@ from sqlalchemy.orm import Session
 from newsletter.config import Settings
 from newsletter.delivery.prepared import Personalised, Recipient, prepare_edition
 from newsletter.editions import lifecycle
-from newsletter.editions.build import BuildResult, build_edition, ordered_items, render_edition
+from newsletter.editions.build import (
+    BuildResult,
+    build_edition,
+    ordered_items,
+    posts_to_take,
+    render_edition,
+)
 from newsletter.editions.errors import EditionError, EditionNotFound
-from newsletter.editions.selection import Candidate, select_posts
 from newsletter.lists.schedule import edition_cutoff, local_date
 from newsletter.models import (
     EDITABLE_STATUSES,
@@ -72,57 +77,50 @@ def todays_edition(
 
 
 def refresh_posts(session: Session, edition: Edition, *, now: datetime, settings: Settings) -> int:
-    """Add the posts published since the edition was built, up to its time; returns how many.
+    """Add the posts the edition would take now, up to its time; returns how many.
 
-    Posts the editor removed stay removed: only the new stretch of time is searched. A day
+    Those published since it was built, and late ones: published earlier but seen only
+    since. Posts in another edition of the list, or removed by an editor, stay out. A day
     skipped for want of posts when built early gets its posts this way too.
     """
     if edition.status != EditionStatus.SKIPPED:
         _editable(edition)
     nl = edition.newsletter_list
-    cutoff = edition_cutoff(nl.schedule, nl.timezone, edition.edition_date, now)
-    if cutoff <= edition.cutoff:
-        return 0
-    candidates = session.execute(
-        select(Post.id, Post.published_at, Post.category).where(
-            Post.published_at > edition.cutoff, Post.published_at <= cutoff
-        )
+    cutoff = max(
+        edition.cutoff, edition_cutoff(nl.schedule, nl.timezone, edition.edition_date, now)
     )
-    present = {item.post_id for item in edition.items}
-    room = max(nl.max_posts - len(present), 0)
-    new_ids = select_posts(
-        (Candidate(*row) for row in candidates),
-        window_start=edition.cutoff,
-        cutoff=cutoff,
-        categories=nl.categories,
-        already_sent=present,
-        limit=room,
-    )
+    new_ids = posts_to_take(
+        session, nl, edition.frequency, window_start=edition.window_start, cutoff=cutoff,
+        limit=nl.max_posts - len(edition.items),
+    )  # fmt: skip
     edition.cutoff = cutoff
     if not new_ids:
         return 0
     posts = {p.id: p for p in session.scalars(select(Post).where(Post.id.in_(new_ids)))}
+    added = [EditionItem(post=posts[post_id]) for post_id in new_ids]
     # New posts lead, as the newest news, below anything pinned.
-    shift = len(new_ids)
-    for item in sorted(edition.items, key=lambda i: -i.position):
-        item.position += shift
-    session.flush()
-    for position, post_id in enumerate(new_ids, start=1):
-        edition.items.append(EditionItem(post=posts[post_id], position=position))
-    _renumber(session, edition)
+    pinned = [item for item in ordered_items(edition) if item.pinned]
+    rest = [item for item in ordered_items(edition) if not item.pinned]
+    _renumber(session, edition, [*pinned, *added, *rest])
     lifecycle.reopen_skipped(session, edition)
     render_edition(edition, settings)
     return len(new_ids)
 
 
-def _renumber(session: Session, edition: Edition) -> None:
-    """Positions 1..n in the current order; via a free range, as positions are unique."""
-    items = ordered_items(edition)
-    offset = len(items) + max((i.position for i in items), default=0) + 1
-    for index, item in enumerate(items):
+def _renumber(session: Session, edition: Edition, order: list[EditionItem] | None = None) -> None:
+    """Positions 1..n in ``order`` (the current order if None), new items included.
+
+    Positions are unique, and each UPDATE is checked on its own (SQLite, PostgreSQL): so
+    every item first moves above all positions in use, then down to its place.
+    """
+    order = ordered_items(edition) if order is None else order
+    offset = len(order) + max((i.position for i in edition.items), default=0) + 1
+    for index, item in enumerate(order):
         item.position = offset + index
+        if item not in edition.items:
+            edition.items.append(item)
     session.flush()
-    for index, item in enumerate(items, start=1):
+    for index, item in enumerate(order, start=1):
         item.position = index
     session.flush()
 
@@ -144,6 +142,8 @@ def remove_post(session: Session, edition: Edition, post_id: int, settings: Sett
         )
     edition.items.remove(item)
     session.flush()
+    # Kept as removed, so no refresh or later edition of the list takes the post again.
+    session.add(EditionItem(edition_id=edition.id, post_id=post_id, position=-post_id))
     _renumber(session, edition)
     render_edition(edition, settings)
 
@@ -154,11 +154,9 @@ def reorder(session: Session, edition: Edition, post_ids: list[int], settings: S
     current = {item.post_id: item for item in edition.items}
     if sorted(post_ids) != sorted(current):
         raise EditionError("The new order must list every post of the edition exactly once.")
-    offset = len(post_ids) + max(i.position for i in edition.items) + 1
-    for index, post_id in enumerate(post_ids):
-        current[post_id].position = offset + index
-    session.flush()
-    _renumber(session, edition)
+    # Pinned posts stay on top, in the order given.
+    order = sorted((current[post_id] for post_id in post_ids), key=lambda i: not i.pinned)
+    _renumber(session, edition, order)
     render_edition(edition, settings)
 
 

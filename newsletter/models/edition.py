@@ -72,12 +72,23 @@ class Edition(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     newsletter_list: Mapped[NewsletterList] = relationship()
+    # The posts it carries; not the ones an editor removed (see EditionItem.position).
     items: Mapped[list[EditionItem]] = relationship(
-        back_populates="edition", order_by="EditionItem.position", cascade="all, delete-orphan"
+        primaryjoin="and_(Edition.id == EditionItem.edition_id, EditionItem.position > 0)",
+        back_populates="edition",
+        order_by="EditionItem.position",
+        cascade="all, delete-orphan",
     )
 
 
 class EditionItem(Base):
+    """A post in an edition, at ``position`` 1, 2, ... of its order.
+
+    A post an editor removed keeps its row with ``position`` at minus its post ID, outside
+    ``Edition.items``: it was this edition's to take, so neither a refresh nor a later
+    edition of the list takes it again (``editions.build.taken_posts``).
+    """
+
     __tablename__ = "edition_items"
     __table_args__ = (
         UniqueConstraint("edition_id", "post_id"),

@@ -166,16 +166,19 @@ def test_next_days_edition_excludes_posts_of_the_previous_edition(
 
 
 @pytest.mark.usefixtures("sample_posts")
-def test_next_days_window_starts_at_the_previous_cutoff(
+def test_next_days_window_reaches_back_before_the_previous_cutoff_for_late_posts(
     session: Session, daily_list: NewsletterList, now: datetime, settings: Settings
 ) -> None:
+    # Issue 10: it once started at the previous cutoff, losing posts seen after that build.
     first = build(session, daily_list, TODAY, now, settings).edition
     upsert_posts(session, [post(100, datetime(2025, 5, 16, 15, 0, tzinfo=UTC))])
     session.commit()
     second = build(
         session, daily_list, TOMORROW, datetime(2025, 5, 17, 7, 30, tzinfo=UTC), settings
     ).edition
-    assert second.window_start == first.cutoff
+    late = timedelta(hours=settings.late_post_lookback_hours)
+    assert second.window_start == max(first.cutoff - late, first.window_start)
+    assert guids(second) == ["post-100"]
 
 
 @pytest.mark.usefixtures("sample_posts")
