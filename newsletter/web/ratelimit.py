@@ -22,7 +22,9 @@ class RateLimited(Exception):
 
 def limit_storage(redis_url: str) -> Storage:
     """Where every limiter of a process keeps its counts: Redis, or memory without one."""
-    storage = storage_from_string(redis_url or "memory://")
+    # A Redis that hangs must fail a signup in seconds (503), not hold its worker thread.
+    timeouts = {"socket_timeout": 2, "socket_connect_timeout": 2} if redis_url else {}
+    storage = storage_from_string(redis_url or "memory://", **timeouts)
     assert isinstance(storage, Storage), "a synchronous storage URL"
     return storage
 
