@@ -20,10 +20,9 @@ from newsletter.config import Settings
 from newsletter.editions.build import build_edition
 from newsletter.models import NewsletterList, Post
 from newsletter.posts.ingest import upsert_posts
-from newsletter.web import create_app
 from tests.factories import post
 from tests.web.conftest import RecordingNotifier
-from tests.web.test_web_openapi import schema
+from tests.web.test_web_openapi import app_for_generated_requests, schema
 
 
 @pytest.fixture
@@ -41,17 +40,7 @@ def web_app(
     settings: Settings, stored_hostile_post: None, notifier: RecordingNotifier,
     clock: FrozenClock,
 ) -> FastAPI:  # fmt: skip
-    return create_app(
-        settings.model_copy(
-            update={
-                "redis_url": "",
-                "signup_rate_limit_per_ip": "100000/minute",
-                "signup_rate_limit_per_address": "100000/minute",
-            }
-        ),
-        handoff=notifier,
-        clock=clock,
-    )
+    return app_for_generated_requests(settings, notifier, clock)
 
 
 @schema.parametrize()

@@ -37,15 +37,10 @@ def _document() -> dict[str, Any]:
 schema = schemathesis.openapi.from_dict(_document())
 
 
-@pytest.fixture
-def web_app(
-    session: Session,
-    settings: Settings,
-    lists: list[NewsletterList],
-    notifier: RecordingNotifier,
-    clock: FrozenClock,
+def app_for_generated_requests(
+    settings: Settings, handoff: RecordingNotifier, clock: FrozenClock
 ) -> FastAPI:
-    """The app under test, on the test database, with limits out of the generator's way."""
+    """The app on the test database, with limits out of the generator's way."""
     return create_app(
         settings.model_copy(
             update={
@@ -54,9 +49,20 @@ def web_app(
                 "signup_rate_limit_per_address": "100000/minute",
             }
         ),
-        handoff=notifier,
+        handoff=handoff,
         clock=clock,
     )
+
+
+@pytest.fixture
+def web_app(
+    session: Session,
+    settings: Settings,
+    lists: list[NewsletterList],
+    notifier: RecordingNotifier,
+    clock: FrozenClock,
+) -> FastAPI:
+    return app_for_generated_requests(settings, notifier, clock)
 
 
 @schema.parametrize()
