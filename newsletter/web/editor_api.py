@@ -227,7 +227,7 @@ def render_again(request: Request, edition_id: EditionId) -> EditionDetail:
     "/editions/{edition_id}/refresh",
     response_model=Refreshed,
     responses=REFUSED,
-    summary="Add the posts published since the edition was built",
+    summary="Add the posts that belong in it and arrived since it was built, late ones included",
 )
 def refresh(request: Request, edition_id: EditionId) -> Refreshed:
     settings = web(request).settings

@@ -269,7 +269,7 @@ def rerender(request: Request, edition_id: EditionId) -> Response:
 @router.post(
     "/{edition_id}/refresh",
     response_class=HTMLResponse,
-    summary="Add the posts published since the edition was built",
+    summary="Add the posts that belong in it and arrived since it was built, late ones included",
 )
 def refresh(request: Request, edition_id: EditionId) -> Response:
     def run(session: Session, edition: Edition) -> str:
