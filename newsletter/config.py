@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     smtp_relay_backoff_seconds: float
     smtp_relay_down_seconds: float
     delivery_flush_size: int
+    delivery_lease_seconds: float
     max_delivery_attempts: int
     retry_backoff_seconds: float
     html_budget_bytes: int
@@ -145,6 +146,13 @@ class Settings(BaseSettings):
         for name in ("batch_size", "delivery_flush_size", "smtp_max_messages_per_connection"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"NEWSLETTER_{name.upper()} must be at least 1.")
+        if self.delivery_lease_seconds <= 2 * self.smtp_timeout:
+            raise ConfigurationError(
+                f"NEWSLETTER_DELIVERY_LEASE_SECONDS ({self.delivery_lease_seconds:g}) must exceed "
+                f"twice NEWSLETTER_SMTP_TIMEOUT ({self.smtp_timeout:g}): a worker renews its "
+                "lease when half of it is left, and stops sending when less than one SMTP "
+                "timeout is left."
+            )
         return self
 
     def startup_warnings(self) -> list[str]:

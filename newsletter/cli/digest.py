@@ -149,11 +149,12 @@ def status(
         print_json({**dataclasses.asdict(state), "remaining": state.remaining})
         return
     table = Table(
-        "Edition", "Status", "Readers", "Sent", "Failed", "Skipped", "Uncertain", "Remaining"
-    )
+        "Edition", "Status", "Readers", "Sent", "Maybe twice", "Failed", "Skipped", "Uncertain",
+        "Remaining",
+    )  # fmt: skip
     table.add_row(str(state.edition_id), state.status, str(state.total), str(state.sent),
-                  str(state.failed), str(state.skipped), str(state.uncertain),
-                  str(state.remaining))  # fmt: skip
+                  str(state.maybe_duplicate), str(state.failed), str(state.skipped),
+                  str(state.uncertain), str(state.remaining))  # fmt: skip
     console.print(table)
 
 
@@ -189,13 +190,27 @@ def reconcile(
 
 @app.command("retry-uncertain")
 def retry_uncertain(edition_id: Annotated[int, typer.Argument(help="Edition ID.")]) -> None:
-    """Send an edition's uncertain deliveries again, accepting that some readers may get two."""
+    """Send an edition's uncertain deliveries again, accepting that some readers may get two.
+
+    Only deliveries whose first attempt can no longer complete go (their claim's lease ended
+    more than smtp_timeout ago); each is counted as a possible duplicate in `digest status`.
+    """
     with session_scope() as session:
-        count = sending.retry_uncertain(session, edition_id, now=utcnow())
-    if not count:
-        console.print(f"Edition {edition_id} has no uncertain deliveries.")
+        requeued = sending.retry_uncertain(session, edition_id, now=utcnow(), settings=settings())
+    if requeued.waiting:
+        ready = f" after {requeued.ready_at:%H:%M:%S} UTC" if requeued.ready_at else ""
+        console.print(
+            f"{requeued.waiting} uncertain deliveries of edition {edition_id} may still be "
+            f"completed by the worker that claimed them; retry them{ready}."
+        )
+    if not requeued.queued:
+        if not requeued.waiting:
+            console.print(f"Edition {edition_id} has no uncertain deliveries.")
         return
-    console.print(f"Queued {count} uncertain deliveries of edition {edition_id} again.")
+    console.print(
+        f"Queued {requeued.queued} uncertain deliveries of edition {edition_id} again "
+        "(counted as possible duplicates)."
+    )
     with queue() as workers:
         enqueue_batches(edition_id, workers.handoff, settings())
         if workers.local_worker:

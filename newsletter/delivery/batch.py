@@ -1,16 +1,22 @@
 """A batch: claim a group of deliveries, send each over one connection, record the outcomes.
 
-A row is claimed (``sending``, under a fresh claim) in a commit before its message leaves,
-and marked sent only once the server accepted it, so a batch run twice never mails anyone
-twice. Failures are split by kind: permanent ones are recorded and never retried, temporary
-ones go back to the queue until ``max_delivery_attempts``, an uncertain one (the connection
-dropped while the server had the whole message) is set aside for an operator.
+A row is claimed (``sending``, under a fresh claim and its lease) in a commit before its
+message leaves, and marked sent only once the server accepted it, so a batch run twice never
+mails anyone twice. Failures are split by kind: permanent ones are recorded and never
+retried, temporary ones go back to the queue until ``max_delivery_attempts``, an uncertain
+one (the connection dropped while the server had the whole message) is set aside for an
+operator.
+
+Fencing: every outcome is written only where the row is still ``sending`` under the claim
+that sent it. A claim the reconciler revoked (its lease expired: the worker was frozen or
+cut off) records nothing, and the batch logs how many outcomes it lost that way. The lease
+itself, and how a batch stops sending once it lapses, is :mod:`newsletter.delivery.lease`.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +26,7 @@ from sqlalchemy import Table, and_, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
+from newsletter.db import affected_rows
 from newsletter.delivery.errors import (
     ConnectionLost,
     DeliveryUncertain,
@@ -28,6 +35,7 @@ from newsletter.delivery.errors import (
     Throttled,
 )
 from newsletter.delivery.fanout import BatchRange
+from newsletter.delivery.lease import Lease
 from newsletter.delivery.prepared import PreparedEdition, Recipient, prepare_edition
 from newsletter.delivery.transports import Transport
 from newsletter.models import (
@@ -42,6 +50,7 @@ from newsletter.models import (
 )
 
 _DELIVERIES = cast(Table, Delivery.__table__)
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,7 +62,9 @@ class BatchResult:
     uncertain: int = 0  # the connection dropped while the server had the whole message
     connection_lost: bool = False
     retry_after: float | None = None  # held back by the relay's rate limit for this long
-    more: bool = False  # stopped at its time budget with deliveries left in its range
+    more: bool = False  # stopped (time budget, lease lapsed) with deliveries left in its range
+    lease_lost: bool = False  # its claim's lease lapsed or was revoked: it stopped sending
+    fenced: int = 0  # outcomes not recorded because the claim was revoked meanwhile
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -65,6 +76,7 @@ class BatchResult:
 class _Outcomes:
     """What happened to one claimed group of deliveries, written back in a few statements."""
 
+    claim: str = ""
     sent: list[dict[str, object]] = field(default_factory=list)
     settled: list[dict[str, object]] = field(default_factory=list)  # failed, queued, uncertain
     skipped: list[int] = field(default_factory=list)
@@ -72,48 +84,69 @@ class _Outcomes:
 
 _BY_ID = _DELIVERIES.c.id == bindparam("b_id")
 LEFT_BEFORE_TURN = "the reader left the list before their turn"
+LEASE_LAPSED = "its batch's lease ran out before its turn; the next claim sends it"
 
 
-def _write(session: Session, outcomes: _Outcomes, now: datetime) -> None:
-    """Record a group's outcomes: one executemany per kind, not one commit per message."""
+def _write(session: Session, outcomes: _Outcomes, now: datetime) -> int:
+    """Record a group's outcomes: one executemany per kind, not one commit per message.
+
+    Each write holds only where the row is still ``sending`` under the group's claim; returns
+    how many outcomes a revoked claim could not record (and logs them).
+    """
     table = _DELIVERIES
+    held = and_(table.c.claim == outcomes.claim, table.c.status == DeliveryStatus.SENDING)
+    written = 0
     if outcomes.sent:
-        session.execute(
-            update(table).where(_BY_ID).values(
-                status=DeliveryStatus.SENT, claim=None, last_error="",
+        written += affected_rows(session.execute(
+            update(table).where(_BY_ID, held).values(
+                status=DeliveryStatus.SENT, claim=None, lease_until=None, last_error="",
                 attempts=table.c.attempts + 1, message_id=bindparam("b_message_id"),
                 sent_at=bindparam("b_at"), updated_at=bindparam("b_at"),
             ),
             outcomes.sent,
-        )  # fmt: skip
+        ))  # fmt: skip
     if outcomes.settled:
-        session.execute(
-            update(table).where(_BY_ID).values(
-                status=bindparam("b_status"), claim=None, last_error=bindparam("b_error"),
-                attempts=bindparam("b_attempts"), message_id=bindparam("b_message_id"),
-                updated_at=now,
+        written += affected_rows(session.execute(
+            update(table).where(_BY_ID, held).values(
+                status=bindparam("b_status"), claim=None, lease_until=None,
+                last_error=bindparam("b_error"), attempts=bindparam("b_attempts"),
+                message_id=bindparam("b_message_id"), updated_at=now,
             ),
             outcomes.settled,
-        )  # fmt: skip
+        ))  # fmt: skip
     if outcomes.skipped:
-        session.execute(
+        written += affected_rows(session.execute(
             update(table)
-            .where(table.c.id.in_(outcomes.skipped))
+            .where(table.c.id.in_(outcomes.skipped), held)
             .values(
-                status=DeliveryStatus.SKIPPED, claim=None, last_error=LEFT_BEFORE_TURN,
-                updated_at=now,
+                status=DeliveryStatus.SKIPPED, claim=None, lease_until=None,
+                last_error=LEFT_BEFORE_TURN, updated_at=now,
             )
+        ))  # fmt: skip
+    fenced = len(outcomes.sent) + len(outcomes.settled) + len(outcomes.skipped) - written
+    if fenced:
+        log.warning(
+            "claim %s was revoked: %s outcomes not recorded (%s of them sent: deliveries %s)",
+            outcomes.claim, fenced, len(outcomes.sent),
+            [row["b_id"] for row in outcomes.sent][:20],
         )  # fmt: skip
+    return fenced
 
 
 def _claim_next(
-    session: Session, batch: BatchRange, after_id: int, limit: int, now: datetime
-) -> list[int]:
-    """Claim the next ``limit`` queued deliveries of the range past ``after_id``; [] at its end.
+    session: Session,
+    batch: BatchRange,
+    after_id: int,
+    settings: Settings,
+    clock: Callable[[], datetime],
+) -> tuple[Lease, list[int]]:
+    """Claim the next group of queued deliveries of the range past ``after_id``, under a fresh
+    lease; no ids at the range's end.
 
     Walking forward means a row this run put back in the queue waits for the task's retry.
     A concurrent run of the same range claims disjoint rows: the UPDATE re-checks the status.
     """
+    limit = settings.delivery_flush_size
     while True:
         candidates = session.scalars(
             select(Delivery.id)
@@ -125,17 +158,24 @@ def _claim_next(
             .order_by(Delivery.id)
             .limit(limit)
         ).all()
+        lease = Lease.start(settings)
         if not candidates:
-            return []
+            return lease, []
+        now = clock()
         claimed = session.scalars(
             update(Delivery)
             .where(Delivery.id.in_(candidates), Delivery.status == DeliveryStatus.QUEUED)
-            .values(status=DeliveryStatus.SENDING, claim=uuid.uuid4().hex, updated_at=now)
+            .values(
+                status=DeliveryStatus.SENDING,
+                claim=lease.claim,
+                lease_until=lease.until(now),
+                updated_at=now,
+            )
             .returning(Delivery.id)
             .execution_options(synchronize_session=False)
         ).all()
         if claimed:
-            return sorted(claimed)
+            return lease, sorted(claimed)
         after_id = candidates[-1]
 
 
@@ -204,40 +244,51 @@ def deliver_batch(
     after_id = 0
     with transport:
         while True:
-            _write(session, outcomes, clock())
+            result.fenced += _write(session, outcomes, clock())
             status = session.scalar(select(Edition.status).where(Edition.id == batch.edition_id))
             if status != EditionStatus.SENDING:
                 break
             if budget_s is not None and time.monotonic() - started > budget_s:
                 result.more = True
                 break
-            ids = _claim_next(session, batch, after_id, settings.delivery_flush_size, clock())
+            lease, ids = _claim_next(session, batch, after_id, settings, clock)
             session.commit()
             if not ids:
                 break
             after_id = ids[-1]
             outcomes = _send_group(
-                _recipients(session, ids, list_id), prepared, sender, transport, settings, result,
-                clock,
+                session, _recipients(session, ids, list_id), prepared, sender, transport,
+                lease, settings, result, clock,
             )  # fmt: skip
-            if result.connection_lost or result.retry_after is not None:
-                _write(session, outcomes, clock())
+            if result.connection_lost or result.retry_after is not None or result.lease_lost:
+                result.fenced += _write(session, outcomes, clock())
                 break
     session.commit()
     return result
 
 
 def _send_group(
+    session: Session,
     group: list[tuple[Recipient, int, bool]],
     prepared: PreparedEdition,
     sender: str,
     transport: Transport,
+    lease: Lease,
     settings: Settings,
     result: BatchResult,
     clock: Callable[[], datetime],
 ) -> _Outcomes:
-    outcomes = _Outcomes()
+    outcomes = _Outcomes(claim=lease.claim)
     for index, (recipient, attempts, receives) in enumerate(group):
+        if not lease.holds(session, clock):
+            # Too little lease left for another message, or revoked: the rest go back to the
+            # queue (if the claim still holds) for whoever claims them next.
+            result.lease_lost = result.more = True
+            for waiting, waiting_attempts, _ in group[index:]:
+                outcomes.settled.append(
+                    _settled(waiting, DeliveryStatus.QUEUED, waiting_attempts, LEASE_LAPSED, None)
+                )
+            break
         if not receives:
             outcomes.skipped.append(recipient.delivery_id)
             result.skipped += 1

@@ -25,6 +25,7 @@ class Progress:
     status: EditionStatus
     total: int
     sent: int
+    maybe_duplicate: int  # of the sent, queued again while uncertain: may have arrived twice
     failed: int
     skipped: int
     uncertain: int
@@ -43,6 +44,13 @@ def progress(session: Session, edition_id: int, *, now: datetime) -> Progress:
     if edition is None:
         raise UnknownEdition(f"There is no edition {edition_id}.")
     session.refresh(edition)
+    maybe_duplicate = session.scalar(
+        select(func.count()).where(
+            Delivery.edition_id == edition_id,
+            Delivery.status == DeliveryStatus.SENT,
+            Delivery.maybe_duplicate.is_(True),
+        )
+    )
     counts = {
         DeliveryStatus(status): int(count)
         for status, count in session.execute(
@@ -54,6 +62,7 @@ def progress(session: Session, edition_id: int, *, now: datetime) -> Progress:
     return measure(
         edition_id, edition.status, counts, started=edition.send_started_at,
         finished=edition.sent_at or edition.cancelled_at, now=now,
+        maybe_duplicate=int(maybe_duplicate or 0),
     )  # fmt: skip
 
 
@@ -65,6 +74,7 @@ def measure(
     started: datetime | None,
     finished: datetime | None,
     now: datetime,
+    maybe_duplicate: int = 0,
 ) -> Progress:
     """The rate is messages sent over the time since sending started (until it finished)."""
     total = sum(counts.values())
@@ -84,6 +94,7 @@ def measure(
         eta = math.ceil(remaining / rate)
     return Progress(
         edition_id=edition_id, status=status, total=total, sent=sent,
+        maybe_duplicate=maybe_duplicate,
         failed=counts.get(DeliveryStatus.FAILED, 0), skipped=counts.get(DeliveryStatus.SKIPPED, 0),
         uncertain=counts.get(DeliveryStatus.UNCERTAIN, 0),
         queued=counts.get(DeliveryStatus.QUEUED, 0), sending=counts.get(DeliveryStatus.SENDING, 0),

@@ -60,9 +60,14 @@ def reconcile(session: Session, *, now: datetime, stale_after: timedelta) -> Rec
     return result
 
 
-def retry_uncertain(session: Session, edition_id: int, *, now: datetime) -> int:
-    """Queue the edition's uncertain deliveries again (a sent edition sends once more)."""
-    count = recovery.requeue_uncertain(session, edition_id, now=now)
-    if count:
+def retry_uncertain(
+    session: Session, edition_id: int, *, now: datetime, settings: Settings
+) -> recovery.Requeued:
+    """Queue the edition's uncertain deliveries whose first attempt can no longer complete
+    again, as possible duplicates (a sent edition sends once more)."""
+    requeued = recovery.requeue_uncertain(
+        session, edition_id, now=now, smtp_timeout=timedelta(seconds=settings.smtp_timeout)
+    )
+    if requeued.queued:
         lifecycle.reopen_for_retry(session, edition_id)
-    return count
+    return requeued

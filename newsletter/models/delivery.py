@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.db import Base
@@ -51,6 +51,12 @@ class Delivery(Base):
     message_id: Mapped[str | None] = mapped_column(String(255), default=None)
     # Which task run holds the row while SENDING; stops two runs sending the same row.
     claim: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Until when that claim holds: its worker renews it while it works and stops sending
+    # once it lapses; the reconciler revokes only a claim whose lease has expired. Kept after
+    # a revocation, so a retry can wait until the first attempt can no longer complete.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Queued again while uncertain: the reader may have the first attempt too.
+    maybe_duplicate: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

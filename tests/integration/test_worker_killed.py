@@ -39,7 +39,9 @@ def test_killed_worker_loses_and_duplicates_nobody(
         "NEWSLETTER_SMTP_URL": smtp_server.url,
         "NEWSLETTER_BATCH_SIZE": "500",
         "NEWSLETTER_DELIVERY_FLUSH_SIZE": str(FLUSH),
-        "NEWSLETTER_STALE_CLAIM_MINUTES": "0.05",  # the killed group is stale after 3 s
+        # The killed group's lease is over 3 s after it was claimed.
+        "NEWSLETTER_DELIVERY_LEASE_SECONDS": "3",
+        "NEWSLETTER_SMTP_TIMEOUT": "1",
     }
     edition = sample_edition(session, daily_list, READERS, now=now, settings=settings)
     first = start_solo_worker(env, tmp_path / "worker-1.log")

@@ -39,7 +39,7 @@
   var firstStatus = box.querySelector('[data-field="status"]').textContent;
 
   function update(state) {
-    ["sent", "failed", "uncertain", "skipped", "remaining", "total"].forEach(function (name) {
+    ["sent", "maybe_duplicate", "failed", "uncertain", "skipped", "remaining", "total"].forEach(function (name) {
       show(name, numbers.format(state[name]));
     });
     show("percent", state.percent + "%");

@@ -101,13 +101,15 @@ def test_operator_can_retry_the_uncertain_ones(
     session.commit()
     for batch in pending_batches(session, edition_id, settings.batch_size):
         run_batch(session, batch, MemoryTransport(), settings, clock=clock)
-    assert retry_uncertain(session, edition_id, now=clock()) == 2
+    retried = retry_uncertain(session, edition_id, now=later(), settings=settings)
+    assert (retried.queued, retried.waiting) == (2, 0)
     session.commit()
     retry = MemoryTransport()
     for batch in pending_batches(session, edition_id, settings.batch_size):
         run_batch(session, batch, retry, settings, clock=clock)
     assert [rcpt for _, rcpt, _ in retry.sent] == [READERS[2], READERS[3]]
-    assert progress(session, edition_id, now=TEST_NOW).status == EditionStatus.SENT
+    state = progress(session, edition_id, now=TEST_NOW)
+    assert (state.status, state.sent, state.maybe_duplicate) == (EditionStatus.SENT, 6, 2)
 
 
 def test_an_idle_send_with_lost_tasks_is_resumed(
