@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from newsletter.config import get_settings
 from newsletter.runtime import celery_worker, embedded_redis, free_port
-from tests.smtp_server import RecordingHandler, SMTPServer
+from tests.smtp_server import RecordingHandler, SlowHandler, SMTPServer
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +45,15 @@ def smtp(smtp_server: SMTPServer) -> Iterator[RecordingHandler]:
     smtp_server.handler.clear()
     yield smtp_server.handler
     smtp_server.handler.clear()
+
+
+@pytest.fixture
+def slow_smtp() -> Iterator[SMTPServer]:
+    """An SMTP server taking 20 ms a message: a send is always mid-group when a test acts."""
+    server = SMTPServer(SlowHandler())
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

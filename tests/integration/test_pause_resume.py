@@ -28,20 +28,12 @@ from tests.integration.helpers import (
 )
 from tests.moments import TEST_NOW
 from tests.services import wait_for_worker
-from tests.smtp_server import SlowHandler, SMTPServer
+from tests.smtp_server import SMTPServer
 
 pytestmark = pytest.mark.integration
 
 READERS = [f"reader{i:03d}@example.com" for i in range(300)]
 FLUSH = 10  # messages per group: a pause or cancel takes effect before the next group
-
-
-@pytest.fixture
-def slow_smtp() -> Iterator[SMTPServer]:
-    server = SMTPServer(SlowHandler())  # 20 ms a message: six seconds for everyone
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from newsletter.models import NewsletterList
 from newsletter.runtime import free_port, redis_server_binary
 from tests.integration.helpers import sample_edition, start_solo_worker, stop_worker
 from tests.moments import TEST_NOW
-from tests.smtp_server import SlowHandler, SMTPServer
+from tests.smtp_server import SMTPServer
 
 READERS = [f"reader{i:03d}@example.com" for i in range(150)]
 
@@ -64,14 +64,6 @@ class PrivateRedis:
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     server = PrivateRedis(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def slow_smtp() -> Iterator[SMTPServer]:
-    server = SMTPServer(SlowHandler())
     server.start()
     yield server
     server.stop()

@@ -34,7 +34,7 @@ from tests.integration.helpers import (
     wait_until_sent,
 )
 from tests.services import wait_for_worker
-from tests.smtp_server import SlowHandler, SMTPServer
+from tests.smtp_server import SMTPServer
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("NEWSLETTER_TEST_DATABASE_URL", "").startswith("postgresql"),
@@ -46,15 +46,6 @@ READERS = [f"reader{i:04d}@example.com" for i in range(1000)]
 FLUSH = 20
 LEASE_S = 5.0
 SMTP_TIMEOUT_S = 2.0
-
-
-@pytest.fixture
-def slow_smtp() -> Iterator[SMTPServer]:
-    """20 ms per message, so each worker is always in the middle of a group."""
-    server = SMTPServer(SlowHandler())
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
