@@ -64,7 +64,12 @@ def seed(subscribers: int) -> Seeded:
     settings = get_settings()
     database_url = settings.database_url
     with get_engine(database_url).begin() as connection:
-        Base.metadata.drop_all(connection)
+        if connection.dialect.name == "postgresql":
+            # Whatever schema an earlier checkout left (tables this one does not know).
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+        else:
+            Base.metadata.drop_all(connection)
         connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
     migrate.upgrade(database_url)
     with session_scope(database_url) as session:
