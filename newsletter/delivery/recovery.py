@@ -81,9 +81,20 @@ def release_stale_claims(session: Session, *, now: datetime, stale_after: timede
     queued = exists().where(
         Delivery.edition_id == Edition.id, Delivery.status == DeliveryStatus.QUEUED
     )
-    idle = session.scalars(
-        select(Edition.id).where(Edition.status == EditionStatus.SENDING, queued, ~recent)
+    idle = set(
+        session.scalars(
+            select(Edition.id).where(Edition.status == EditionStatus.SENDING, queued, ~recent)
+        )
     )
+    if idle:
+        # Their batches are about to be enqueued again: the stamp makes them look busy for
+        # ``stale_after``, so reconcile runs meanwhile do not pile more tasks on the queue.
+        session.execute(
+            update(Delivery)
+            .where(Delivery.edition_id.in_(idle), Delivery.status == DeliveryStatus.QUEUED)
+            .values(updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
     result.editions.update(idle)
     return result
 

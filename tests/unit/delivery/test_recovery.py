@@ -120,3 +120,20 @@ def test_an_idle_send_with_lost_tasks_is_resumed(
     session.commit()
     result = reconcile(session, now=now + timedelta(hours=1), stale_after=timedelta(minutes=20))
     assert result.editions == [edition.id]
+
+
+def test_an_idle_send_is_resumed_once_per_stale_period_not_at_every_run(
+    session: Session, daily_list: NewsletterList, now: datetime, settings: Settings
+) -> None:
+    edition = edition_with_readers(session, daily_list, READERS, now=now, settings=settings)
+    start_sending(session, edition.id, now=now)  # its batch tasks never ran
+    session.commit()
+    stale = timedelta(minutes=20)
+    later = now + timedelta(hours=1)
+
+    runs = [
+        reconcile(session, now=later + timedelta(minutes=minutes), stale_after=stale).editions
+        for minutes in (0, 5, 10, 15, 21)
+    ]
+
+    assert runs == [[edition.id], [], [], [], [edition.id]]
