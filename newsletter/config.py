@@ -27,6 +27,17 @@ class ConfigurationError(ValueError):
     """The settings cannot run this process; the message tells the operator what to change."""
 
 
+def ip_networks(setting: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """The networks of a comma-separated list of IP addresses and CIDRs."""
+    networks = []
+    for entry in filter(None, (part.strip() for part in setting.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an IP address or network") from None
+    return tuple(networks)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="NEWSLETTER_",
@@ -112,14 +123,12 @@ class Settings(BaseSettings):
     @field_validator("trusted_proxies")
     @classmethod
     def _trusted_proxies_are_addresses(cls, value: str) -> str:
-        for entry in filter(None, (part.strip() for part in value.split(","))):
-            try:
-                ipaddress.ip_network(entry, strict=False)
-            except ValueError:
-                raise ConfigurationError(
-                    f"NEWSLETTER_TRUSTED_PROXIES: {entry!r} is not an IP address or network "
-                    "(write e.g. 127.0.0.1, 10.0.0.0/8)."
-                ) from None
+        try:
+            ip_networks(value)
+        except ValueError as error:
+            raise ConfigurationError(
+                f"NEWSLETTER_TRUSTED_PROXIES: {error} (write e.g. 127.0.0.1, 10.0.0.0/8)."
+            ) from None
         return value
 
     @model_validator(mode="after")

@@ -43,22 +43,25 @@ def _decoded(value: str) -> str:
     return str(_PARSE("subject", value))
 
 
+def _one_line(value: str) -> str:
+    return _WHITESPACE.sub(" ", _NOT_IN_HEADER.sub(" ", strip_unsafe(value))).strip()
+
+
 def header_text(value: str, max_length: int = 250) -> str:
     """One line fit for a header, as a reader's mail client will show it.
 
     Encoded words are decoded (repeatedly: one may hide another) and control characters,
     CR and LF included, become spaces; runs of white space become one space.
     """
+    value = _one_line(value)
     for _ in range(_MAX_DECODE_ROUNDS):
-        flat = _WHITESPACE.sub(" ", _NOT_IN_HEADER.sub(" ", strip_unsafe(value))).strip()
-        decoded = _decoded(flat) if "=?" in flat else flat
-        if decoded == flat:
-            value = flat
+        decoded = _one_line(_decoded(value)) if "=?" in value else value
+        if decoded == value:
             break
         value = decoded
     else:
         # Nested deeper than any honest title: drop the markers that start an encoded word.
-        value = _WHITESPACE.sub(" ", _NOT_IN_HEADER.sub(" ", value.replace("=?", "= ?"))).strip()
+        value = value.replace("=?", "= ?")
     if len(value) > max_length:
         value = value[: max_length - 1].rstrip() + "…"
     if "=?" in value and _decoded(value) != value:  # a cut made an encoded word

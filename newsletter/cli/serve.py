@@ -5,6 +5,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from newsletter.cli.common import settings
+
 if TYPE_CHECKING:
     import uvicorn
 
@@ -68,8 +70,6 @@ def serve(
             "NEWSLETTER_TRUSTED_PROXIES.",
             err=True,
         )
-    from newsletter.cli.common import settings
-
     for warning in settings().startup_warnings():
         typer.secho(f"WARNING: {warning}", fg=typer.colors.RED, bold=True, err=True)
     config = uvicorn_config(host, port, workers, access_log=access_log)

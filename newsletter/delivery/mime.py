@@ -44,7 +44,7 @@ def build_message(
     message = EmailMessage(policy=SMTP)
     message["From"] = Address(display_name=header_text(from_name), addr_spec=from_address)
     message["To"] = header_line(to)
-    message["Subject"] = header_text(subject, HEADER_LIMIT)
+    message["Subject"] = header_line(subject)
     message["Date"] = format_datetime(date)
     message["Message-ID"] = header_line(message_id)
     for name, value in (headers or {}).items():

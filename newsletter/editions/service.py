@@ -99,9 +99,9 @@ def refresh_posts(session: Session, edition: Edition, *, now: datetime, settings
     posts = {p.id: p for p in session.scalars(select(Post).where(Post.id.in_(new_ids)))}
     added = [EditionItem(post=posts[post_id]) for post_id in new_ids]
     # New posts lead, as the newest news, below anything pinned.
-    pinned = [item for item in ordered_items(edition) if item.pinned]
-    rest = [item for item in ordered_items(edition) if not item.pinned]
-    _renumber(session, edition, [*pinned, *added, *rest])
+    current = ordered_items(edition)  # pinned first
+    pinned = sum(item.pinned for item in current)
+    _renumber(session, edition, [*current[:pinned], *added, *current[pinned:]])
     lifecycle.reopen_skipped(session, edition)
     render_edition(edition, settings)
     return len(new_ids)

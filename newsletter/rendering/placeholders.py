@@ -63,6 +63,5 @@ class Markers:
         """``body`` with the markers replaced: values as they go into this body (escaped
         already for HTML). The slow path and the web views; personalisation at speed has
         its own."""
-        values = {"email": email, "unsubscribe_url": unsubscribe_url}
-        values["preferences_url"] = preferences_url
+        values = dict(email=email, unsubscribe_url=unsubscribe_url, preferences_url=preferences_url)
         return self.pattern.sub(lambda match: values[self._roles[match.group(0)]], body)

@@ -20,8 +20,6 @@ from mjml import mjml2html
 from newsletter.resources import resource_path
 from newsletter.text import header_text, strip_unsafe
 
-__all__ = ["RenderError", "RenderedEmail", "compile_mjml", "header_text", "render_email"]
-
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
 

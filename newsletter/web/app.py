@@ -8,9 +8,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from limits.errors import StorageError
+from limits.storage import Storage
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from redis import Redis, RedisError
+from redis import RedisError
 from sqlalchemy import text
 from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
@@ -128,13 +129,22 @@ def _database_check(database_url: str) -> str:
     return "ok"
 
 
-def _redis_check(redis: Redis) -> str:
-    try:
-        redis.ping()
-    except RedisError as error:
-        log.warning("health check: Redis unreachable: %s", error)
-        return "unreachable"
-    return "ok"
+def _redis_check(storage: Storage) -> str:
+    """Redis as the rate limits reach it (their storage, with its timeouts)."""
+    if storage.check():
+        return "ok"
+    log.warning("health check: Redis unreachable")
+    return "unreachable"
+
+
+def _try_again(request: Request, detail: str) -> Response:
+    """503 with Retry-After: what was asked could not be done just now, and may be soon."""
+    headers = {"retry-after": str(RETRY_AFTER_S)}
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"detail": detail}, status_code=503, headers=headers)
+    page = message(request, "Please try again shortly", detail, status_code=503)
+    page.headers.update(headers)
+    return page
 
 
 def _describe(error: RequestValidationError) -> str:
@@ -210,10 +220,9 @@ def create_app(
     async def broker_unavailable(request: Request, error: BrokerUnavailable) -> Response:
         """What was asked is saved; only the email behind it could not be queued."""
         log.error("%s %s: %s", request.method, redact(request.url.path), error)
-        detail = "We could not send the email just now. Please try again in a few minutes."
-        if request.url.path.startswith("/api/"):
-            return JSONResponse({"detail": detail}, status_code=503, headers={"retry-after": "60"})
-        return message(request, "Please try again shortly", detail, status_code=503)
+        return _try_again(
+            request, "We could not send the email just now. Please try again in a few minutes."
+        )
 
     @app.exception_handler(StorageError)
     @app.exception_handler(RedisError)
@@ -221,27 +230,17 @@ def create_app(
         """Redis, where the rate limits are counted, is down: nothing can be let through
         unchecked, so the visitor is asked to come back rather than shown an error."""
         log.error("%s %s: Redis unavailable: %s", request.method, redact(request.url.path), error)
-        detail = "We cannot take this request just now. Please try again in a minute."
-        headers = {"retry-after": str(RETRY_AFTER_S)}
-        if request.url.path.startswith("/api/"):
-            return JSONResponse({"detail": detail}, status_code=503, headers=headers)
-        page = message(request, "Please try again shortly", detail, status_code=503)
-        page.headers.update(headers)
-        return page
-
-    redis = (
-        Redis.from_url(settings.redis_url, socket_connect_timeout=2.0, socket_timeout=2.0)
-        if settings.redis_url
-        else None
-    )
+        return _try_again(
+            request, "We cannot take this request just now. Please try again in a minute."
+        )
 
     @app.get("/healthz", tags=["operations"], summary="Liveness, database and Redis checks")
     def healthz() -> JSONResponse:
         """Each dependency by name ("ok", "unreachable", or Redis "not used" without a
         NEWSLETTER_REDIS_URL); 503 when any is unreachable."""
         checks = {"database": _database_check(settings.database_url), "redis": "not used"}
-        if redis is not None:
-            checks["redis"] = _redis_check(redis)
+        if settings.redis_url:
+            checks["redis"] = _redis_check(storage)
         healthy = "unreachable" not in checks.values()
         return JSONResponse(
             {"status": "ok" if healthy else "error", **checks}, status_code=200 if healthy else 503

@@ -19,6 +19,8 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from newsletter.config import ip_networks
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -38,11 +40,7 @@ class TrustedProxies:
     """The proxies whose X-Forwarded-For we believe, from a comma-separated setting."""
 
     def __init__(self, setting: str) -> None:
-        self.networks: tuple[Network, ...] = tuple(
-            ipaddress.ip_network(entry, strict=False)
-            for entry in (part.strip() for part in setting.split(","))
-            if entry
-        )
+        self.networks: tuple[Network, ...] = ip_networks(setting)
 
     def __contains__(self, address: Address) -> bool:
         return any(address in network for network in self.networks)
