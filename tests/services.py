@@ -7,10 +7,12 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 from fastapi import FastAPI
@@ -45,6 +47,37 @@ def smtp(smtp_server: SMTPServer) -> Iterator[RecordingHandler]:
     smtp_server.handler.clear()
     yield smtp_server.handler
     smtp_server.handler.clear()
+
+
+@contextmanager
+def web_process(
+    command: Sequence[str], *, port: int, env: dict[str, str], log: Path, cwd: Path,
+    timeout: float = 30,
+) -> Iterator[str]:  # fmt: skip
+    """The web app served by ``command`` in a process of its own, once ``/healthz`` answers
+    200; yields its URL, and stops it afterwards. Its output goes to ``log``."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"the web app did not start: {log.read_text()}"
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @pytest.fixture

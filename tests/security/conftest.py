@@ -4,16 +4,14 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from newsletter.runtime import free_port
+from tests.services import web_process
 from tests.web.conftest import (  # noqa: F401  (fixtures, found by pytest by name)
     admin,
     api,
@@ -47,25 +45,5 @@ def served(database_url: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     command = [
         sys.executable, "-m", "newsletter", "serve", "--port", str(port), "--proxy-headers",
     ]  # fmt: skip
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"serve did not start: {log.read_text()}"
-            time.sleep(0.1)
+    with web_process(command, port=port, env=env, log=log, cwd=ROOT) as url:
         yield url, log
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

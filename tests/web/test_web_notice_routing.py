@@ -9,9 +9,7 @@ private Redis (CELERY_BROKER_URL), counted, and deleted, so none goes to another
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.runtime import free_port
 from tests.browser.helpers import make_list
+from tests.services import web_process
 
 ROOT = Path(__file__).resolve().parents[2]
 SIGNUPS = 24
@@ -54,28 +53,10 @@ def served_with_redis(
     ]  # fmt: skip
     client = redis.Redis.from_url(redis_url)
     fallback_before = client.llen("celery")
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"uvicorn did not start: {log.read_text()}"
-            time.sleep(0.1)
-        yield url, queue, client
+        with web_process(command, port=port, env=env, log=log, cwd=ROOT, timeout=20) as url:
+            yield url, queue, client
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
         misrouted = client.llen("celery") - fallback_before
         if misrouted > 0:
             client.lpop("celery", misrouted)  # kombu pushes on the left
