@@ -163,17 +163,29 @@ def send_notice(
 
 
 def reconcile(handoff: Handoff, settings: Settings, clock: Clock, stale_after: timedelta) -> int:
-    """Recover batches whose worker died and sends whose tasks vanished; returns the resumed."""
+    """Recover batches whose worker died and sends whose tasks vanished; returns how many
+    batches were enqueued again."""
     with session_scope(settings.database_url) as session:
         result = sending.reconcile(session, now=clock(), stale_after=stale_after)
+    return resume_reconciled(result, handoff, settings)
+
+
+def resume_reconciled(result: sending.Reconciled, handoff: Handoff, settings: Settings) -> int:
+    """Enqueue (after the reconcile committed) one batch per stranded range and every batch
+    of an idle send; logs what the reconcile found."""
+    for batch in result.stranded:
+        handoff.deliver(batch)
+    enqueued = len(result.stranded)
     for edition_id in result.editions:
-        enqueue_batches(edition_id, handoff, settings)
-    if result.uncertain or result.editions:
+        enqueued += enqueue_batches(edition_id, handoff, settings)
+    if result.uncertain or result.untried or enqueued:
         log.warning(
-            "reconciled: %s uncertain, batches enqueued again for editions %s",
-            result.uncertain, result.editions,
+            "reconciled: %s uncertain, %s untried queued again, %s batches enqueued again "
+            "(stranded ranges %s, idle editions %s)",
+            result.uncertain, result.untried, enqueued,
+            [(b.edition_id, b.first_id, b.last_id) for b in result.stranded], result.editions,
         )  # fmt: skip
-    return len(result.editions)
+    return enqueued
 
 
 # --- Celery ----------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from newsletter.delivery.progress import progress
 from newsletter.editions import sending, service
 from newsletter.editions.build import build_edition
 from newsletter.editions.errors import TransitionError
-from newsletter.handoff import enqueue_batches
+from newsletter.handoff import enqueue_batches, resume_reconciled
 from newsletter.lists.schedule import local_date, zone
 from newsletter.lists.service import get_list
 from newsletter.models import Edition, EditionStatus, Frequency
@@ -166,8 +166,8 @@ def reconcile(
 ) -> None:
     """Recover sends whose worker died or whose tasks were lost (beat runs this every 5 min).
 
-    The unrecorded messages of a dead worker's last group (at most delivery_flush_size) are
-    marked uncertain, never sent twice; the rest of its batch is still queued and goes out.
+    A stopped worker's message in flight (one per batch) is marked uncertain, never sent
+    twice; the rest of its batch goes back to the queue and out, once its lease has expired.
     """
     config = settings()
     stale = timedelta(
@@ -175,16 +175,17 @@ def reconcile(
     )
     with session_scope() as session:
         result = sending.reconcile(session, now=utcnow(), stale_after=stale)
+    resumed = sorted({batch.edition_id for batch in result.stranded} | set(result.editions))
     console.print(
-        f"{result.uncertain} deliveries marked uncertain; "
-        f"editions to resume: {', '.join(map(str, result.editions)) or 'none'}."
+        f"{result.uncertain} deliveries marked uncertain (in flight when their worker "
+        f"stopped); {result.untried} never tried, queued again; "
+        f"editions to resume: {', '.join(map(str, resumed)) or 'none'}."
     )
-    if result.editions:
+    if resumed:
         with queue() as workers:
-            for edition_id in result.editions:
-                enqueue_batches(edition_id, workers.handoff, config)
+            resume_reconciled(result, workers.handoff, config)
             if workers.local_worker:
-                for edition_id in result.editions:
+                for edition_id in resumed:
                     wait_for_edition(edition_id)
 
 

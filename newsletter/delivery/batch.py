@@ -7,26 +7,23 @@ retried, temporary ones go back to the queue until ``max_delivery_attempts``, an
 one (the connection dropped while the server had the whole message) is set aside for an
 operator.
 
-Fencing: every outcome is written only where the row is still ``sending`` under the claim
-that sent it. A claim the reconciler revoked (its lease expired: the worker was frozen or
-cut off) records nothing, and the batch logs how many outcomes it lost that way. The lease
-itself, and how a batch stops sending once it lapses, is :mod:`newsletter.delivery.lease`.
+Each outcome is written before the next message is tried, under the claim that sent it
+(:mod:`newsletter.delivery.receipts`): a worker stopped mid-group leaves at most its message
+in flight unaccounted for, and a claim the reconciler revoked records nothing and stops. The
+lease, and how a batch stops sending once it lapses, is :mod:`newsletter.delivery.lease`.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import cast
 
-from sqlalchemy import Table, and_, bindparam, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
-from newsletter.db import affected_rows
 from newsletter.delivery.errors import (
     ConnectionLost,
     DeliveryUncertain,
@@ -35,8 +32,9 @@ from newsletter.delivery.errors import (
     Throttled,
 )
 from newsletter.delivery.fanout import BatchRange
-from newsletter.delivery.lease import Lease
+from newsletter.delivery.lease import Lease, free
 from newsletter.delivery.prepared import PreparedEdition, Recipient, prepare_edition
+from newsletter.delivery.receipts import Receipts
 from newsletter.delivery.transports import Transport
 from newsletter.models import (
     Delivery,
@@ -48,9 +46,6 @@ from newsletter.models import (
     Subscription,
     SubscriptionStatus,
 )
-
-_DELIVERIES = cast(Table, Delivery.__table__)
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,110 +67,56 @@ class BatchResult:
         return self.retry > 0
 
 
-@dataclass
-class _Outcomes:
-    """What happened to one claimed group of deliveries, written back in a few statements."""
-
-    claim: str = ""
-    sent: list[dict[str, object]] = field(default_factory=list)
-    settled: list[dict[str, object]] = field(default_factory=list)  # failed, queued, uncertain
-    skipped: list[int] = field(default_factory=list)
-
-
-_BY_ID = _DELIVERIES.c.id == bindparam("b_id")
 LEFT_BEFORE_TURN = "the reader left the list before their turn"
 LEASE_LAPSED = "its batch's lease ran out before its turn; the next claim sends it"
-
-
-def _write(session: Session, outcomes: _Outcomes, now: datetime) -> int:
-    """Record a group's outcomes: one executemany per kind, not one commit per message.
-
-    Each write holds only where the row is still ``sending`` under the group's claim; returns
-    how many outcomes a revoked claim could not record (and logs them).
-    """
-    table = _DELIVERIES
-    held = and_(table.c.claim == outcomes.claim, table.c.status == DeliveryStatus.SENDING)
-    written = 0
-    if outcomes.sent:
-        written += affected_rows(session.execute(
-            update(table).where(_BY_ID, held).values(
-                status=DeliveryStatus.SENT, claim=None, lease_until=None, last_error="",
-                attempts=table.c.attempts + 1, message_id=bindparam("b_message_id"),
-                sent_at=bindparam("b_at"), updated_at=bindparam("b_at"),
-            ),
-            outcomes.sent,
-        ))  # fmt: skip
-    if outcomes.settled:
-        written += affected_rows(session.execute(
-            update(table).where(_BY_ID, held).values(
-                status=bindparam("b_status"), claim=None, lease_until=None,
-                last_error=bindparam("b_error"), attempts=bindparam("b_attempts"),
-                message_id=bindparam("b_message_id"), updated_at=now,
-            ),
-            outcomes.settled,
-        ))  # fmt: skip
-    if outcomes.skipped:
-        written += affected_rows(session.execute(
-            update(table)
-            .where(table.c.id.in_(outcomes.skipped), held)
-            .values(
-                status=DeliveryStatus.SKIPPED, claim=None, lease_until=None,
-                last_error=LEFT_BEFORE_TURN, updated_at=now,
-            )
-        ))  # fmt: skip
-    fenced = len(outcomes.sent) + len(outcomes.settled) + len(outcomes.skipped) - written
-    if fenced:
-        log.warning(
-            "claim %s was revoked: %s outcomes not recorded (%s of them sent: deliveries %s)",
-            outcomes.claim, fenced, len(outcomes.sent),
-            [row["b_id"] for row in outcomes.sent][:20],
-        )  # fmt: skip
-    return fenced
 
 
 def _claim_next(
     session: Session,
     batch: BatchRange,
     after_id: int,
+    lease: Lease,
     settings: Settings,
     clock: Callable[[], datetime],
-) -> tuple[Lease, list[int]]:
-    """Claim the next group of queued deliveries of the range past ``after_id``, under a fresh
-    lease; no ids at the range's end.
+) -> list[int]:
+    """Claim the next group of the range's queued deliveries past ``after_id`` that this run
+    reserved or no live lease holds; no ids at the range's end.
 
     Walking forward means a row this run put back in the queue waits for the task's retry.
-    A concurrent run of the same range claims disjoint rows: the UPDATE re-checks the status.
+    A concurrent run of the same range claims disjoint rows: the UPDATE re-checks the row.
     """
     limit = settings.delivery_flush_size
     while True:
+        now = clock()
+        takeable = and_(
+            Delivery.status == DeliveryStatus.QUEUED, or_(Delivery.claim == lease.claim, free(now))
+        )
         candidates = session.scalars(
             select(Delivery.id)
             .where(
                 Delivery.edition_id == batch.edition_id,
                 Delivery.id.between(max(batch.first_id, after_id + 1), batch.last_id),
-                Delivery.status == DeliveryStatus.QUEUED,
+                takeable,
             )
             .order_by(Delivery.id)
             .limit(limit)
         ).all()
-        lease = Lease.start(settings)
         if not candidates:
-            return lease, []
-        now = clock()
+            return []
         claimed = session.scalars(
             update(Delivery)
-            .where(Delivery.id.in_(candidates), Delivery.status == DeliveryStatus.QUEUED)
+            .where(Delivery.id.in_(candidates), takeable)
             .values(
                 status=DeliveryStatus.SENDING,
                 claim=lease.claim,
-                lease_until=lease.until(now),
+                lease_until=lease.expires_at,
                 updated_at=now,
             )
             .returning(Delivery.id)
             .execution_options(synchronize_session=False)
         ).all()
         if claimed:
-            return lease, sorted(claimed)
+            return sorted(claimed)
         after_id = candidates[-1]
 
 
@@ -223,10 +164,11 @@ def deliver_batch(
 ) -> BatchResult:
     """Send one batch, a group of ``delivery_flush_size`` deliveries at a time.
 
-    Each group is claimed, sent, and its outcomes written back in the same commit that claims
-    the next group. This is the one domain function that commits: the ledger must hold every
-    claim before its messages leave. If the process dies mid-group, the group's unrecorded
-    rows are left ``sending`` under their claim, and the reconciler counts them uncertain.
+    Each group is claimed in a commit before its first message leaves; each message's
+    outcome is written as soon as it is known (:class:`Receipts`). This is the one domain
+    function that commits: the ledger must hold every claim before its messages leave, and
+    every receipt before the next message. If the process dies mid-group, the row in flight
+    and the untried rows after it are left ``sending`` under their claim, for the reconciler.
 
     The batch stops early, leaving the rest queued, when the edition stops sending (paused or
     cancelled) or after ``budget_s`` seconds (``result.more`` then asks for another run).
@@ -240,35 +182,41 @@ def deliver_batch(
     prepared = prepare_edition(edition, settings, now=clock())
     list_id, sender = edition.list_id, prepared.from_address
     started = time.monotonic()
-    outcomes = _Outcomes()
     after_id = 0
-    with transport:
+    lease = Lease.start(settings, batch)
+    lease.reserve(session, clock())
+    session.commit()
+    with transport, Receipts(session, batch) as receipts:
         while True:
-            result.fenced += _write(session, outcomes, clock())
             status = session.scalar(select(Edition.status).where(Edition.id == batch.edition_id))
             if status != EditionStatus.SENDING:
                 break
             if budget_s is not None and time.monotonic() - started > budget_s:
                 result.more = True
                 break
-            lease, ids = _claim_next(session, batch, after_id, settings, clock)
+            lease.refresh(session, clock)
+            ids = _claim_next(session, batch, after_id, lease, settings, clock)
             session.commit()
             if not ids:
                 break
             after_id = ids[-1]
-            outcomes = _send_group(
-                session, _recipients(session, ids, list_id), prepared, sender, transport,
-                lease, settings, result, clock,
+            group = _recipients(session, ids, list_id)
+            session.commit()  # no transaction left open while the group is sent
+            _send_group(
+                session, receipts, group, prepared, sender, transport, lease, settings, result,
+                clock,
             )  # fmt: skip
             if result.connection_lost or result.retry_after is not None or result.lease_lost:
-                result.fenced += _write(session, outcomes, clock())
                 break
+        # What it reserved and did not get to is free for the next run at once.
+        receipts.unreserve(lease.claim)
     session.commit()
     return result
 
 
 def _send_group(
     session: Session,
+    receipts: Receipts,
     group: list[tuple[Recipient, int, bool]],
     prepared: PreparedEdition,
     sender: str,
@@ -277,87 +225,76 @@ def _send_group(
     settings: Settings,
     result: BatchResult,
     clock: Callable[[], datetime],
-) -> _Outcomes:
-    outcomes = _Outcomes(claim=lease.claim)
-    for index, (recipient, attempts, receives) in enumerate(group):
+) -> None:
+    """Send a claimed group in id order, each outcome recorded before the next message.
+
+    Stops (``result.lease_lost``) as soon as the lease no longer holds or a receipt finds the
+    claim revoked; stops as well on a lost connection or the relay's rate limit, with the
+    untried rows back in the queue.
+    """
+    claim = lease.claim
+
+    def settle(recipient: Recipient, status: DeliveryStatus, attempts: int, error: str,
+               message_id: str | None) -> bool:  # fmt: skip
+        return receipts.settled(
+            claim, recipient.delivery_id, status, attempts=attempts, error=error,
+            message_id=message_id, at=clock(),
+        )  # fmt: skip
+
+    for recipient, attempts, receives in group:
         if not lease.holds(session, clock):
             # Too little lease left for another message, or revoked: the rest go back to the
             # queue (if the claim still holds) for whoever claims them next.
             result.lease_lost = result.more = True
-            for waiting, waiting_attempts, _ in group[index:]:
-                outcomes.settled.append(
-                    _settled(waiting, DeliveryStatus.QUEUED, waiting_attempts, LEASE_LAPSED, None)
-                )
-            break
+            receipts.release(claim, LEASE_LAPSED, clock())
+            return
         if not receives:
-            outcomes.skipped.append(recipient.delivery_id)
+            recorded = settle(recipient, DeliveryStatus.SKIPPED, attempts, LEFT_BEFORE_TURN, None)
             result.skipped += 1
-            continue
-        message = prepared.personalise(recipient)
-        try:
-            transport.send(sender, recipient.email, message.data)
-        except PermanentFailure as error:
-            outcomes.settled.append(_settled(recipient, DeliveryStatus.FAILED, attempts + 1,
-                                             str(error), message.message_id))  # fmt: skip
-            result.failed += 1
-        except TemporaryFailure as error:
-            outcomes.settled.append(
-                _requeue_or_fail(recipient, attempts + 1, str(error), message.message_id,
-                                 settings, result)
-            )  # fmt: skip
-        except DeliveryUncertain as error:
-            outcomes.settled.append(_settled(recipient, DeliveryStatus.UNCERTAIN, attempts + 1,
-                                             str(error), message.message_id))  # fmt: skip
-            result.uncertain += 1
-        except Throttled as error:
-            # Held back before it left: neither it nor the rest used up an attempt.
-            result.retry_after = error.retry_after
-            for waiting, waiting_attempts, _ in group[index:]:
-                outcomes.settled.append(
-                    _settled(waiting, DeliveryStatus.QUEUED, waiting_attempts, str(error), None)
-                )
-            break
-        except ConnectionLost as error:
-            # Neither this message nor any after it left: all of them go back to the queue.
-            result.connection_lost = True
-            outcomes.settled.append(
-                _requeue_or_fail(recipient, attempts + 1, str(error), message.message_id,
-                                 settings, result)
-            )  # fmt: skip
-            for later, later_attempts, _ in group[index + 1 :]:
-                outcomes.settled.append(
-                    _requeue_or_fail(later, later_attempts, str(error), None, settings, result)
-                )
-            break
         else:
-            outcomes.sent.append(
-                {"b_id": recipient.delivery_id, "b_message_id": message.message_id,
-                 "b_at": clock()}
-            )  # fmt: skip
-            result.sent += 1
-    return outcomes
-
-
-def _settled(
-    recipient: Recipient, status: DeliveryStatus, attempts: int, error: str, message_id: str | None
-) -> dict[str, object]:
-    return {
-        "b_id": recipient.delivery_id, "b_status": status, "b_attempts": attempts,
-        "b_error": error, "b_message_id": message_id,
-    }  # fmt: skip
+            message = prepared.personalise(recipient)
+            try:
+                transport.send(sender, recipient.email, message.data)
+            except PermanentFailure as error:
+                recorded = settle(recipient, DeliveryStatus.FAILED, attempts + 1, str(error),
+                                  message.message_id)  # fmt: skip
+                result.failed += 1
+            except TemporaryFailure as error:
+                status = _requeue_or_fail(attempts + 1, str(error), settings, result)
+                recorded = settle(recipient, status, attempts + 1, str(error), message.message_id)
+            except DeliveryUncertain as error:
+                recorded = settle(recipient, DeliveryStatus.UNCERTAIN, attempts + 1, str(error),
+                                  message.message_id)  # fmt: skip
+                result.uncertain += 1
+            except Throttled as error:
+                # Held back before it left: neither it nor the rest used up an attempt.
+                result.retry_after = error.retry_after
+                receipts.release(claim, str(error), clock())
+                return
+            except ConnectionLost as error:
+                # Neither this message nor any after it left: all of them go back to the queue.
+                result.connection_lost = True
+                status = _requeue_or_fail(attempts + 1, str(error), settings, result)
+                settle(recipient, status, attempts + 1, str(error), message.message_id)
+                result.retry += receipts.release(claim, str(error), clock())
+                return
+            else:
+                recorded = receipts.sent(claim, recipient.delivery_id, message.message_id, clock())
+                result.sent += 1
+        if not recorded:
+            # The claim was revoked (its lease ran out while this worker was stopped): the
+            # reconciler has settled every row of it, so nothing more is sent or written.
+            result.fenced += 1
+            result.lease_lost = result.more = True
+            return
 
 
 def _requeue_or_fail(
-    recipient: Recipient,
-    attempts: int,
-    error: str,
-    message_id: str | None,
-    settings: Settings,
-    result: BatchResult,
-) -> dict[str, object]:
+    attempts: int, error: str, settings: Settings, result: BatchResult
+) -> DeliveryStatus:
     if attempts >= settings.max_delivery_attempts:
         result.failed += 1
         result.errors.append(error)
-        return _settled(recipient, DeliveryStatus.FAILED, attempts, error, message_id)
+        return DeliveryStatus.FAILED
     result.retry += 1
-    return _settled(recipient, DeliveryStatus.QUEUED, attempts, error, message_id)
+    return DeliveryStatus.QUEUED

@@ -1,9 +1,13 @@
-"""A claim's lease: how long a batch may go on sending the group it claimed.
+"""A batch's lease: how long it may hold its range and go on sending the group it claimed.
 
-Every row of a claim carries ``lease_until``. The reconciler revokes a claim only once that
-time has passed (:mod:`newsletter.delivery.recovery`), and every write of an outcome is
-conditional on the claim and ``status='sending'`` (:mod:`newsletter.delivery.batch`), so a
-revoked claim can neither send nor record.
+A batch run takes one claim token. On starting it reserves the queued rows of its range
+(``claim`` set, ``status`` still ``queued``), then claims them a group at a time (``sending``
+under the same token). Every row it holds carries ``lease_until``. Other runs leave reserved
+rows alone while their lease lasts and may take them once it has expired, so a range whose
+worker froze or was cut off is not stranded; the reconciler revokes only expired leases
+(:mod:`newsletter.delivery.recovery`), and every outcome is written conditional on the token
+and ``status='sending'`` (:mod:`newsletter.delivery.receipts`), so a revoked claim can
+neither send nor record.
 
 The worker keeps its own copy of the deadline on its monotonic clock, started before it asked
 for the lease, so its copy always runs out first. Before each message it asks
@@ -21,15 +25,23 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import and_, or_, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from newsletter.clock import Clock
 from newsletter.config import Settings
 from newsletter.db import affected_rows
+from newsletter.delivery.fanout import BatchRange
 from newsletter.models import Delivery, DeliveryStatus
 
 log = logging.getLogger(__name__)
+
+# Marks the claims whose outcomes are written one by one, in id order (see
+# :mod:`newsletter.delivery.receipts`): only for those may the reconciler take the rows after
+# the first unrecorded one as never tried. Claims of an older worker, which wrote a whole
+# group's outcomes at once, lack it and are all counted uncertain.
+IN_ORDER = "r1-"
 
 # The worker's own clock for its leases: never set back, unmoved by NTP. A seam for tests.
 monotonic = time.monotonic
@@ -37,35 +49,62 @@ monotonic = time.monotonic
 
 @dataclass
 class Lease:
-    """One claim's token and, by this worker's monotonic clock, when it stops holding."""
+    """One batch run's token over its range and, by this worker's monotonic clock, when it
+    stops holding."""
 
     claim: str
     seconds: float
     margin: float  # the longest one message may take: nothing starts with less than this left
+    scope: BatchRange
+    expires_at: datetime | None = None  # ``lease_until`` of its rows, by the install's clock
     deadline: float = 0.0
     renew_at: float = 0.0
     lost: bool = field(default=False)
 
     @classmethod
-    def start(cls, settings: Settings) -> Lease:
-        """A fresh token whose deadline runs from now, before the UPDATE that asks for it."""
-        lease = cls(uuid.uuid4().hex, settings.delivery_lease_seconds, settings.smtp_timeout)
-        lease._run_from(monotonic())
-        return lease
+    def start(cls, settings: Settings, scope: BatchRange) -> Lease:
+        """A fresh token for the range; its deadline runs once :meth:`reserve` asks for it."""
+        token = IN_ORDER + uuid.uuid4().hex
+        return cls(token, settings.delivery_lease_seconds, settings.smtp_timeout, scope)
 
-    def _run_from(self, started: float) -> None:
+    def _run_from(self, started: float, now: datetime) -> datetime:
         self.deadline = started + self.seconds
         self.renew_at = started + self.seconds / 2
+        self.expires_at = now + timedelta(seconds=self.seconds)
+        self.lost = False
+        return self.expires_at
 
-    def until(self, now: datetime) -> datetime:
-        """``lease_until`` for rows claimed (or renewed) at ``now``."""
-        return now + timedelta(seconds=self.seconds)
+    def _rows(self, *statuses: DeliveryStatus) -> ColumnElement[bool]:
+        return and_(
+            Delivery.edition_id == self.scope.edition_id,
+            Delivery.id.between(self.scope.first_id, self.scope.last_id),
+            Delivery.status.in_(statuses),
+            Delivery.claim == self.claim,
+        )
+
+    def reserve(self, session: Session, now: datetime) -> int:
+        """Reserve the range's queued rows that no live lease holds; returns how many.
+
+        Rows reserved by a run whose lease has expired are taken over. The caller commits.
+        """
+        until = self._run_from(monotonic(), now)
+        return affected_rows(
+            session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.edition_id == self.scope.edition_id,
+                    Delivery.id.between(self.scope.first_id, self.scope.last_id),
+                    Delivery.status == DeliveryStatus.QUEUED,
+                    free(now),
+                )
+                .values(claim=self.claim, lease_until=until)
+                .execution_options(synchronize_session=False)
+            )
+        )
 
     def holds(self, session: Session, clock: Clock) -> bool:
-        """Whether another message may start now; renews the lease past half-time.
-
-        The clock is read only when a renewal is due: the usual answer is one comparison.
-        """
+        """Whether another message of the claimed group may start now; renews the lease past
+        half-time. The clock is read only when a renewal is due: usually one comparison."""
         at = monotonic()
         if at < self.renew_at:
             return True
@@ -75,22 +114,39 @@ class Lease:
         return self.renew(session, at, clock())
 
     def renew(self, session: Session, started: float, now: datetime) -> bool:
-        """Extend the lease of every row still held by this claim, and commit it."""
-        renewed = affected_rows(
-            session.execute(
-                update(Delivery)
-                .where(Delivery.claim == self.claim, Delivery.status == DeliveryStatus.SENDING)
-                .values(lease_until=self.until(now))
-                .execution_options(synchronize_session=False)
-            )
-        )
-        session.commit()
+        """Extend the lease of every row still held by this claim, and commit it; False (and
+        the lease lost) if the claim holds nothing any more: it was revoked."""
+        renewed = self._extend(session, started, now)
         if not renewed:
             log.warning("claim %s was revoked while its worker held it: sending stops", self.claim)
             self.lost = True
             return False
-        self._run_from(started)
         return True
 
+    def refresh(self, session: Session, clock: Clock) -> None:
+        """Between groups: renew the reservation if half of it is gone. Whatever another run
+        took over meanwhile stays with it; the rest is this run's again."""
+        at = monotonic()
+        if at >= self.renew_at:
+            self._extend(session, at, clock())
 
-__all__ = ["Lease"]
+    def _extend(self, session: Session, started: float, now: datetime) -> int:
+        until = self._run_from(started, now)
+        renewed = affected_rows(
+            session.execute(
+                update(Delivery)
+                .where(self._rows(DeliveryStatus.SENDING, DeliveryStatus.QUEUED))
+                .values(lease_until=until)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        session.commit()
+        return renewed
+
+
+def free(now: datetime) -> ColumnElement[bool]:
+    """A queued row no live lease holds: never reserved, released, or its lease expired."""
+    return or_(Delivery.claim.is_(None), Delivery.lease_until.is_(None), Delivery.lease_until < now)
+
+
+__all__ = ["IN_ORDER", "Lease", "free"]

@@ -1,11 +1,13 @@
 """Recovering sends whose worker or tasks were lost, without mailing anyone twice.
 
-A batch claims a group of rows (``delivery_flush_size``) under a lease, sends them, and
-records their outcomes in one write. Once a claim's lease has expired its worker is dead,
-frozen or cut off, and sends nothing more on it (see :mod:`newsletter.delivery.lease`): any
-of its rows still ``sending`` may have reached the server without being recorded, so they
-are marked uncertain and counted, never sent again blindly. Rows it had not claimed yet are
-still queued and go out as usual.
+A batch claims a group of rows (``delivery_flush_size``) under a lease, and sends them in id
+order, writing each outcome before it tries the next message
+(:mod:`newsletter.delivery.receipts`). Once a claim's lease has expired its worker is dead,
+frozen or cut off, and sends nothing more on it (see :mod:`newsletter.delivery.lease`). Of
+its rows still ``sending``, only the first may have reached the server without being
+recorded: that one is marked uncertain and counted, never sent again blindly; the ones after
+it were never tried and go back to the queue. Rows it had not claimed are still queued and
+go out as usual.
 
 An operator may queue the uncertain rows again, accepting that a reader may get two. Only
 rows whose first attempt can no longer complete go (their lease expired more than
@@ -22,29 +24,39 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from newsletter.db import affected_rows
+from newsletter.delivery.fanout import BatchRange
+from newsletter.delivery.lease import IN_ORDER
 from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus
 
 
 @dataclass
 class Released:
-    uncertain: int = 0  # rows whose claim was released as uncertain
+    uncertain: int = 0  # rows in flight when their worker stopped: maybe delivered
+    untried: int = 0  # rows of a revoked claim its worker never tried: queued again
+    freed: int = 0  # queued rows whose reservation expired: free for any batch
     editions: set[int] = field(default_factory=set)  # editions to look at again
+    # One range per revoked claim, over the rows it left behind: enqueue one batch for each.
+    stranded: list[BatchRange] = field(default_factory=list)
+    idle: set[int] = field(default_factory=set)  # sends with queued rows and no movement
 
 
 LOST_IN_FLIGHT = (
     "the worker stopped while sending this message's group; it may have been delivered, so "
     "it is not sent again unless an operator retries uncertain deliveries"
 )
+NEVER_TRIED = "its worker stopped before its turn; queued again for another"
 
 
 def release_stale_claims(session: Session, *, now: datetime, stale_after: timedelta) -> Released:
-    """Revoke the claims whose lease has expired, marking their unrecorded rows uncertain;
-    find sends whose tasks vanished.
+    """Revoke the claims whose lease has expired and free their reserved rows; find sends
+    whose tasks vanished.
 
-    The revocation is conditional on the lease still being expired when it runs, so a claim
-    renewed meanwhile keeps its rows. ``stale_after`` applies only to claims made before
-    leases existed (no ``lease_until``) and to finding sends with queued rows and no
-    movement. Returns the editions touched.
+    Of a revoked claim's unrecorded rows the first (in flight) is marked uncertain and the
+    rest queued again; the range it leaves behind is returned once, to be enqueued once: the
+    next run finds nothing of it left to revoke. The revocation is conditional on the lease
+    still being expired when it runs, so a claim renewed meanwhile keeps its rows.
+    ``stale_after`` applies only to claims made before leases existed (no ``lease_until``)
+    and to finding sends with queued rows and no movement.
     """
     result = Released()
     cutoff = now - stale_after
@@ -57,15 +69,27 @@ def release_stale_claims(session: Session, *, now: datetime, stale_after: timede
         .where(Delivery.status == DeliveryStatus.SENDING, expired)
         .group_by(Delivery.claim, Delivery.edition_id)
     ).all()
+    left: dict[tuple[int, str | None], list[int]] = {}
     for claim, edition_id in stale_claims:
-        lost = session.execute(
-            update(Delivery)
+        # Locked (rows a live writer holds are left for the next run), so a renewal or a
+        # receipt cannot land between reading the rows and settling them.
+        ids = session.scalars(
+            select(Delivery.id)
             .where(
                 Delivery.edition_id == edition_id,
                 Delivery.claim == claim,
                 Delivery.status == DeliveryStatus.SENDING,
                 expired,
             )
+            .order_by(Delivery.id)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if not ids:
+            continue
+        in_flight, untried = (ids[:1], ids[1:]) if (claim or "").startswith(IN_ORDER) else (ids, [])
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(in_flight))
             .values(
                 status=DeliveryStatus.UNCERTAIN,
                 claim=None,
@@ -74,8 +98,52 @@ def release_stale_claims(session: Session, *, now: datetime, stale_after: timede
             )
             .execution_options(synchronize_session=False)
         )
-        result.uncertain += affected_rows(lost)
+        if untried:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(untried))
+                .values(
+                    status=DeliveryStatus.QUEUED,
+                    claim=None,
+                    lease_until=None,
+                    last_error=NEVER_TRIED,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+        result.uncertain += len(in_flight)
+        result.untried += len(untried)
         result.editions.add(edition_id)
+        if untried:
+            left[(edition_id, claim)] = [untried[0], untried[-1]]
+
+    # Rows a run reserved and never claimed: its worker stopped between groups, or before
+    # its first. Freed, so any batch of the range may take them.
+    reserved = and_(
+        Delivery.status == DeliveryStatus.QUEUED,
+        Delivery.claim.is_not(None),
+        Delivery.lease_until < now,
+    )
+    stranded = session.execute(
+        select(Delivery.edition_id, Delivery.claim, func.min(Delivery.id), func.max(Delivery.id))
+        .where(reserved)
+        .group_by(Delivery.edition_id, Delivery.claim)
+    ).all()
+    for edition_id, claim, first_id, last_id in stranded:
+        freed = session.execute(
+            update(Delivery)
+            .where(Delivery.edition_id == edition_id, Delivery.claim == claim, reserved)
+            .values(claim=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        result.freed += affected_rows(freed)
+        result.editions.add(edition_id)
+        bounds = left.setdefault((edition_id, claim), [first_id, last_id])
+        bounds[:] = [min(bounds[0], first_id), max(bounds[1], last_id)]
+    result.stranded = [
+        BatchRange(edition_id, first_id, last_id)
+        for (edition_id, _), (first_id, last_id) in sorted(left.items(), key=lambda i: i[1])
+    ]
 
     recent = exists().where(Delivery.edition_id == Edition.id, Delivery.updated_at >= cutoff)
     queued = exists().where(
@@ -95,6 +163,8 @@ def release_stale_claims(session: Session, *, now: datetime, stale_after: timede
             .values(updated_at=now)
             .execution_options(synchronize_session=False)
         )
+    result.idle = idle
+    result.stranded = [batch for batch in result.stranded if batch.edition_id not in idle]
     result.editions.update(idle)
     return result
 

@@ -45,19 +45,28 @@ def run_batch(
 
 @dataclass
 class Reconciled:
-    uncertain: int = 0
-    # Editions with queued deliveries and no live batch: enqueue their batches after commit.
+    uncertain: int = 0  # in flight when their worker stopped: maybe delivered
+    untried: int = 0  # claimed or reserved by a stopped worker, never tried: queued again
+    # Ranges a stopped worker left behind: enqueue one batch each, after commit.
+    stranded: list[BatchRange] = field(default_factory=list)
+    # Editions with queued deliveries and no live batch: enqueue all their batches.
     editions: list[int] = field(default_factory=list)
 
 
 def reconcile(session: Session, *, now: datetime, stale_after: timedelta) -> Reconciled:
     """Release claims that stopped moving, finish what is done, and list the sends to resume."""
     released = recovery.release_stale_claims(session, now=now, stale_after=stale_after)
-    result = Reconciled(uncertain=released.uncertain)
-    for edition_id in sorted(released.editions):
-        if not lifecycle.finish_if_complete(session, edition_id, now=now):
-            result.editions.append(edition_id)
-    return result
+    finished = {
+        edition_id
+        for edition_id in sorted(released.editions)
+        if lifecycle.finish_if_complete(session, edition_id, now=now)
+    }
+    return Reconciled(
+        uncertain=released.uncertain,
+        untried=released.untried + released.freed,
+        stranded=[batch for batch in released.stranded if batch.edition_id not in finished],
+        editions=sorted(released.idle - finished),
+    )
 
 
 def retry_uncertain(

@@ -1,9 +1,10 @@
 """SIGSTOP a worker mid-send for longer than its lease, run `digest reconcile` and
 `digest retry-uncertain` while it is frozen, then SIGCONT it (issue 11).
 
-At the SMTP server: nobody gets more than two copies, only readers of the frozen worker's
-group in flight can get two and the ledger flags every one of them as a possible duplicate,
-nobody is missing, and the ledger's sent count is the number of readers who received it.
+At the SMTP server: at most the messages in flight at the freeze arrive twice (the frozen
+worker's one, and one more had it not noticed its lease was gone), the ledger flags every
+one of them as a possible duplicate, nobody is missing, and the ledger's sent count is the
+number of readers who received it.
 """
 
 from __future__ import annotations
@@ -42,7 +43,11 @@ pytestmark = pytest.mark.skipif(
     "lock, stopping every other writer; workers on several machines share PostgreSQL",
 )
 
-READERS = [f"reader{i:04d}@example.com" for i in range(1000)]
+# NEWSLETTER_TEST_FROZEN_READERS=5000 gives the issue's figures; 1,000 keeps CI quick.
+READERS = [
+    f"reader{i:05d}@example.com"
+    for i in range(int(os.environ.get("NEWSLETTER_TEST_FROZEN_READERS", "1000")))
+]
 FLUSH = 20
 LEASE_S = 5.0
 SMTP_TIMEOUT_S = 2.0
@@ -164,7 +169,8 @@ def test_a_frozen_worker_neither_sends_nor_records_once_its_lease_is_gone(
     assert after_wake <= 1, "the woken worker went on sending"
     assert max(per_reader.values()) <= 2
     assert twice <= flagged, "a reader got two copies the ledger calls a clean send"
-    assert len(flagged) <= FLUSH, "more than the frozen worker's group in flight was retried"
+    assert len(twice) <= 2, "more than the messages in flight at the freeze arrived twice"
+    assert len(flagged) <= 2, "more than the frozen worker's message in flight was retried"
     assert set(per_reader) == set(READERS), "a reader is missing"
     assert (state.sent, state.failed, state.uncertain) == (len(READERS), 0, 0)
     assert len(smtp.received) - len(twice) == state.sent

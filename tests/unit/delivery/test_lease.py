@@ -124,7 +124,7 @@ def frozen_after_first(
     batch = pending_batches(session, edition_id, settings.batch_size)[0]
     with caplog.at_level(logging.WARNING):
         result = run_batch(session, batch, transport, settings, clock=clock)
-    assert (result.sent, result.lease_lost, result.more, result.fenced) == (1, True, True, 3)
+    assert (result.sent, result.lease_lost, result.more, result.fenced) == (1, True, True, 1)
     return Frozen(transport, revoked[0], caplog.text)
 
 
@@ -132,11 +132,13 @@ def test_a_worker_frozen_past_its_lease_wakes_up_and_sends_nothing_more(
     session: Session, edition_id: int, frozen_after_first: Frozen
 ) -> None:
     assert [rcpt for _, rcpt, _ in frozen_after_first.transport.sent] == [READERS[0]]
-    assert frozen_after_first.revoked == 3
-    # Its outcomes (one sent, two back to the queue) were fenced off: the ledger keeps what
-    # the reconciler decided, and the rest of the range waits for the next run.
-    assert statuses(session, edition_id) == ["uncertain"] * 3 + ["queued"] * 3
-    assert "3 outcomes not recorded (1 of them sent" in frozen_after_first.log
+    # Only its message in flight is uncertain: the rows after it were never tried, and go
+    # back to the queue with the rest of the range. The woken worker's receipt was fenced.
+    assert frozen_after_first.revoked == 1
+    assert statuses(session, edition_id) == ["uncertain"] + ["queued"] * 5
+    assert "the outcome of delivery 1 was not recorded (its message was sent)" in (
+        frozen_after_first.log
+    )
 
 
 def test_retry_waits_until_the_revoked_attempt_can_no_longer_complete(
@@ -146,12 +148,12 @@ def test_retry_waits_until_the_revoked_attempt_can_no_longer_complete(
     first = frozen_after_first.transport
     # The lease ended 10 s ago: a message in flight may still land within an SMTP timeout.
     early = retry_uncertain(session, edition_id, now=clock(), settings=settings)
-    assert (early.queued, early.waiting) == (0, 3)
+    assert (early.queued, early.waiting) == (0, 1)
     assert early.ready_at == clock() + timedelta(seconds=20)
     clock.advance(timedelta(seconds=21))
     retried = retry_uncertain(session, edition_id, now=clock(), settings=settings)
     session.commit()
-    assert (retried.queued, retried.waiting) == (3, 0)
+    assert (retried.queued, retried.waiting) == (1, 0)
 
     second = MemoryTransport()
     send_all(session, edition_id, second, settings, clock)
@@ -159,7 +161,7 @@ def test_retry_waits_until_the_revoked_attempt_can_no_longer_complete(
     assert sorted(received) == sorted([*READERS, READERS[0]])
     state = progress(session, edition_id, now=clock())
     assert (state.status, state.sent, state.maybe_duplicate, state.uncertain) == (
-        EditionStatus.SENT, 6, 3, 0,
+        EditionStatus.SENT, 6, 1, 0,
     )  # fmt: skip
 
 
@@ -206,7 +208,7 @@ def test_a_slow_worker_renews_its_lease_and_keeps_its_claim(
     assert statuses(session, edition_id) == ["sent"] * 6
 
 
-def test_a_worker_whose_claim_was_revoked_stops_at_its_next_renewal(
+def test_a_worker_whose_claim_was_revoked_stops_at_its_next_receipt(
     session: Session, edition_id: int, settings: Settings, clock: FrozenClock,
     worker_time: WorkerTime,
 ) -> None:  # fmt: skip
@@ -221,8 +223,8 @@ def test_a_worker_whose_claim_was_revoked_stops_at_its_next_renewal(
     batch = pending_batches(session, edition_id, settings.batch_size)[0]
     result = run_batch(session, batch, transport, settings, clock=clock)
     assert len(transport.sent) == 1
-    assert (result.lease_lost, result.fenced) == (True, 3)
-    assert statuses(session, edition_id) == ["uncertain"] * 3 + ["queued"] * 3
+    assert (result.lease_lost, result.fenced) == (True, 1)
+    assert statuses(session, edition_id) == ["uncertain"] + ["queued"] * 5
 
 
 def test_a_lapsed_lease_not_yet_revoked_puts_the_rest_of_its_group_back(
@@ -266,3 +268,59 @@ def test_every_claimed_row_carries_its_claim_and_lease(
     assert len({claim for claim, _ in seen}) == 1
     assert seen[0][0]
     assert {until for _, until in seen} == {clock() + timedelta(seconds=120)}
+
+
+def reserved_by_a_stopped_run(session: Session, edition_id: int, settings: Settings,
+                              clock: FrozenClock) -> lease.Lease:  # fmt: skip
+    """A run that reserved the range and stopped before its first group (frozen, cut off)."""
+    batch = pending_batches(session, edition_id, settings.batch_size)[0]
+    stopped = lease.Lease.start(settings, batch)
+    assert stopped.reserve(session, clock()) == len(READERS)
+    session.commit()
+    return stopped
+
+
+def test_a_range_held_by_a_live_lease_is_left_to_its_run(
+    session: Session, edition_id: int, settings: Settings, clock: FrozenClock,
+    worker_time: WorkerTime,
+) -> None:  # fmt: skip
+    reserved_by_a_stopped_run(session, edition_id, settings, clock)
+    clock.advance(timedelta(seconds=60))
+    other = MemoryTransport()
+    send_all(session, edition_id, other, settings, clock)  # the same task, delivered twice
+    assert other.sent == []
+    assert statuses(session, edition_id) == ["queued"] * 6
+
+
+def test_once_its_lease_expires_another_run_takes_the_range_over(
+    session: Session, edition_id: int, settings: Settings, clock: FrozenClock,
+    worker_time: WorkerTime,
+) -> None:  # fmt: skip
+    reserved_by_a_stopped_run(session, edition_id, settings, clock)
+    clock.advance(timedelta(seconds=121))
+    other = MemoryTransport()
+    batch = pending_batches(session, edition_id, settings.batch_size)[0]
+    run_batch(session, batch, other, settings, clock=clock)
+    assert [rcpt for _, rcpt, _ in other.sent] == READERS
+    assert statuses(session, edition_id) == ["sent"] * 6
+
+
+def test_a_woken_run_finds_its_range_taken_and_sends_nothing(
+    session: Session, edition_id: int, settings: Settings, clock: FrozenClock,
+    worker_time: WorkerTime,
+) -> None:  # fmt: skip
+    stopped = reserved_by_a_stopped_run(session, edition_id, settings, clock)
+    clock.advance(timedelta(seconds=121))
+    worker_time.at += 121
+    result = reconcile(session, now=clock(), stale_after=STALE)
+    session.commit()
+    batch = pending_batches(session, edition_id, settings.batch_size)[0]
+    assert result.stranded == [batch]
+    taken = lease.Lease.start(settings, batch)  # the recovery batch, mid-way
+    assert taken.reserve(session, clock()) == len(READERS)
+    session.commit()
+    stopped.refresh(session, clock)  # the stopped run wakes up
+    session.commit()
+    woken = MemoryTransport()
+    run_batch(session, batch, woken, settings, clock=clock)
+    assert woken.sent == []

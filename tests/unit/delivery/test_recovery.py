@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
-from newsletter.delivery.fanout import pending_batches
+from newsletter.delivery.fanout import BatchRange, pending_batches
 from newsletter.delivery.progress import progress
 from newsletter.delivery.transports import MemoryTransport
 from newsletter.editions.lifecycle import start_sending
@@ -67,15 +67,28 @@ def test_a_live_batch_is_left_alone(session: Session, crashed: tuple[int, Memory
     assert (result.uncertain, result.editions) == (0, [])
 
 
-def test_the_group_in_flight_is_uncertain_and_the_rest_still_queued(
+def test_only_the_message_in_flight_is_uncertain_and_the_rest_queued_again(
     session: Session, crashed: tuple[int, MemoryTransport]
 ) -> None:
     edition_id, _ = crashed
     result = reconcile(session, now=later(), stale_after=timedelta(minutes=20))
     session.commit()
     state = progress(session, edition_id, now=TEST_NOW)
-    assert (result.uncertain, result.editions) == (2, [edition_id])
-    assert (state.sent, state.uncertain, state.queued, state.sending) == (2, 2, 2, 0)
+    assert (result.uncertain, result.untried) == (1, 3)
+    assert (state.sent, state.uncertain, state.queued, state.sending) == (2, 1, 3, 0)
+
+
+def test_the_range_a_dead_worker_left_is_enqueued_once(
+    session: Session, crashed: tuple[int, MemoryTransport]
+) -> None:
+    edition_id, _ = crashed
+    first = reconcile(session, now=later(), stale_after=timedelta(minutes=20))
+    session.commit()
+    again = reconcile(
+        session, now=later() + timedelta(minutes=5), stale_after=timedelta(minutes=20)
+    )
+    assert first.stranded == [BatchRange(edition_id, 4, 6)]
+    assert (first.editions, again.stranded, again.editions) == ([], [], [])
 
 
 def test_resuming_mails_everyone_else_exactly_once(
@@ -88,9 +101,9 @@ def test_resuming_mails_everyone_else_exactly_once(
     for batch in pending_batches(session, edition_id, settings.batch_size):
         run_batch(session, batch, second_run, settings, clock=clock)
     received = [rcpt for _, rcpt, _ in first_run.sent + second_run.sent]
-    assert received == [READERS[0], READERS[1], READERS[4], READERS[5]]
+    assert received == [READERS[0], READERS[1], READERS[3], READERS[4], READERS[5]]
     state = progress(session, edition_id, now=TEST_NOW)
-    assert (state.status, state.sent, state.uncertain) == (EditionStatus.SENT, 4, 2)
+    assert (state.status, state.sent, state.uncertain) == (EditionStatus.SENT, 5, 1)
 
 
 def test_operator_can_retry_the_uncertain_ones(
@@ -102,14 +115,14 @@ def test_operator_can_retry_the_uncertain_ones(
     for batch in pending_batches(session, edition_id, settings.batch_size):
         run_batch(session, batch, MemoryTransport(), settings, clock=clock)
     retried = retry_uncertain(session, edition_id, now=later(), settings=settings)
-    assert (retried.queued, retried.waiting) == (2, 0)
+    assert (retried.queued, retried.waiting) == (1, 0)
     session.commit()
     retry = MemoryTransport()
     for batch in pending_batches(session, edition_id, settings.batch_size):
         run_batch(session, batch, retry, settings, clock=clock)
-    assert [rcpt for _, rcpt, _ in retry.sent] == [READERS[2], READERS[3]]
+    assert [rcpt for _, rcpt, _ in retry.sent] == [READERS[2]]
     state = progress(session, edition_id, now=TEST_NOW)
-    assert (state.status, state.sent, state.maybe_duplicate) == (EditionStatus.SENT, 6, 2)
+    assert (state.status, state.sent, state.maybe_duplicate) == (EditionStatus.SENT, 6, 1)
 
 
 def test_an_idle_send_with_lost_tasks_is_resumed(
