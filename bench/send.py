@@ -14,6 +14,7 @@ Prints JSON lines: smtp_source_msgs_per_s, enqueue_s, throughput_msgs_per_s,
 ratio_vs_smtp_source, worker_peak_rss_mb, duplicates, missing.
 
 Usage: python bench/send.py --subscribers 20000 [--connections 4] [--batch-size 500]
+       [--receipts each|group]
 """
 
 from __future__ import annotations
@@ -110,6 +111,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--flush-size", type=int, default=50)
+    parser.add_argument(
+        "--receipts", choices=["each", "group"], default="each",
+        help="delivery_receipts: an outcome write per message, or one per group",
+    )  # fmt: skip
     args = parser.parse_args()
     for tool in ("smtp-sink", "smtp-source"):
         if shutil.which(tool) is None:
@@ -122,6 +127,7 @@ def main() -> None:
         NEWSLETTER_CELERY_QUEUE=queue,
         NEWSLETTER_BATCH_SIZE=str(args.batch_size),
         NEWSLETTER_DELIVERY_FLUSH_SIZE=str(args.flush_size),
+        NEWSLETTER_DELIVERY_RECEIPTS=args.receipts,
     )
 
     from newsletter.db import session_scope

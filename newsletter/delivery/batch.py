@@ -34,7 +34,7 @@ from newsletter.delivery.errors import (
 from newsletter.delivery.fanout import BatchRange
 from newsletter.delivery.lease import Lease, free
 from newsletter.delivery.prepared import PreparedEdition, Recipient, prepare_edition
-from newsletter.delivery.receipts import Receipts
+from newsletter.delivery.receipts import Receipts, receipts_for
 from newsletter.delivery.transports import Transport
 from newsletter.models import (
     Delivery,
@@ -183,10 +183,10 @@ def deliver_batch(
     list_id, sender = edition.list_id, prepared.from_address
     started = time.monotonic()
     after_id = 0
-    lease = Lease.start(settings, batch)
-    lease.reserve(session, clock())
-    session.commit()
-    with transport, Receipts(session, batch) as receipts:
+    with transport, receipts_for(session, batch, settings.delivery_receipts) as receipts:
+        lease = Lease.start(settings, batch, receipts.in_flight)
+        lease.reserve(session, clock())
+        session.commit()
         while True:
             status = session.scalar(select(Edition.status).where(Edition.id == batch.edition_id))
             if status != EditionStatus.SENDING:
@@ -210,6 +210,7 @@ def deliver_batch(
                 break
         # What it reserved and did not get to is free for the next run at once.
         receipts.unreserve(lease.claim)
+        result.fenced = receipts.fenced
     session.commit()
     return result
 
@@ -282,11 +283,13 @@ def _send_group(
                 recorded = receipts.sent(claim, recipient.delivery_id, message.message_id, clock())
                 result.sent += 1
         if not recorded:
-            # The claim was revoked (its lease ran out while this worker was stopped): the
-            # reconciler has settled every row of it, so nothing more is sent or written.
-            result.fenced += 1
-            result.lease_lost = result.more = True
+            break
+    else:
+        if receipts.flush():  # the group's last receipt is in before the next claim
             return
+    # The claim was revoked (its lease ran out while this worker was stopped): the
+    # reconciler has settled every row of it, so nothing more is sent or written.
+    result.lease_lost = result.more = True
 
 
 def _requeue_or_fail(

@@ -20,6 +20,7 @@ wakes to find the lease gone and sends at most the message that was in flight.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -37,11 +38,19 @@ from newsletter.models import Delivery, DeliveryStatus
 
 log = logging.getLogger(__name__)
 
-# Marks the claims whose outcomes are written one by one, in id order (see
-# :mod:`newsletter.delivery.receipts`): only for those may the reconciler take the rows after
-# the first unrecorded one as never tried. Claims of an older worker, which wrote a whole
-# group's outcomes at once, lack it and are all counted uncertain.
-IN_ORDER = "r1-"
+# Claims whose outcomes are written one by one, in id order (see
+# :mod:`newsletter.delivery.receipts`), are named "r<n>-...": of their rows still
+# ``sending``, only the first n can have gone out unrecorded, and the reconciler takes the
+# rest as never tried. Claims of an older worker, which wrote a whole group's outcomes at
+# once, lack the prefix and are all counted uncertain.
+_IN_ORDER = re.compile(r"r([1-9])-")
+
+
+def in_flight(claim: str | None) -> int | None:
+    """How many of a stopped claim's unrecorded rows may have gone out; None: all of them."""
+    match = _IN_ORDER.match(claim or "")
+    return int(match.group(1)) if match else None
+
 
 # The worker's own clock for its leases: never set back, unmoved by NTP. A seam for tests.
 monotonic = time.monotonic
@@ -62,9 +71,10 @@ class Lease:
     lost: bool = field(default=False)
 
     @classmethod
-    def start(cls, settings: Settings, scope: BatchRange) -> Lease:
-        """A fresh token for the range; its deadline runs once :meth:`reserve` asks for it."""
-        token = IN_ORDER + uuid.uuid4().hex
+    def start(cls, settings: Settings, scope: BatchRange, in_flight: int | None = 1) -> Lease:
+        """A fresh token for the range, for a run whose receipts leave up to ``in_flight`` rows
+        unrecorded (None: any of a group); its deadline runs once :meth:`reserve` asks."""
+        token = uuid.uuid4().hex if in_flight is None else f"r{in_flight}-{uuid.uuid4().hex}"
         return cls(token, settings.delivery_lease_seconds, settings.smtp_timeout, scope)
 
     def _run_from(self, started: float, now: datetime) -> datetime:
@@ -149,4 +159,4 @@ def free(now: datetime) -> ColumnElement[bool]:
     return or_(Delivery.claim.is_(None), Delivery.lease_until.is_(None), Delivery.lease_until < now)
 
 
-__all__ = ["IN_ORDER", "Lease", "free"]
+__all__ = ["Lease", "free", "in_flight"]

@@ -3,19 +3,26 @@
 A batch sends the rows of its claim in id order, and writes each row's outcome (sent,
 failed, queued again, skipped, uncertain) in a commit of its own before it tries the next
 message. So a worker that stops mid-group for any reason (killed, frozen, cut off) leaves
-behind, under its claim, at most one row whose fate it did not record: the lowest of those
-still ``sending``, the message that was in flight. Every row after it was never tried. The
-reconciler relies on that (:mod:`newsletter.delivery.recovery`): it marks only that one row
-uncertain and puts the rest back in the queue, so a frozen worker costs at most one
-possible duplicate instead of a whole group.
+behind, under its claim, only its message in flight unrecorded: the lowest of the rows still
+``sending``. Every row after it was never tried. The reconciler relies on that
+(:mod:`newsletter.delivery.recovery`): it marks only that row uncertain and puts the rest
+back in the queue, so a frozen worker costs at most one possible duplicate instead of a
+whole group.
 
 Each write holds only where the row is still ``sending`` under the claim that sent it (the
 fence): a receipt that changes nothing means the claim was revoked, and the batch stops.
 
 The writes go over a connection of their own in autocommit mode, so a receipt is one
-statement and one round trip, and the batch's session keeps its own transactions for
-claims and lease renewals. They commit synchronously: a receipt lost in a database crash
-would make a sent row look never tried, and the reconciler would send it again.
+statement, and the batch's session keeps its own transactions for claims and lease
+renewals.
+
+On PostgreSQL a ``sent`` receipt is not waited for (:class:`PipelinedReceipts`): it goes to
+the server, which commits it whatever the worker does next, the next message goes out, and
+only then is its answer read. That keeps the database off the sending path, at the price of
+a second row that may be in flight: ``in_flight`` says how many, and the claim token carries
+it for the reconciler (:meth:`newsletter.delivery.lease.Lease.start`). Those receipts commit
+without waiting for the disk (``synchronous_commit`` off): after a crash of the database
+server the reconciler counts every unrecorded row of a claim that was live uncertain.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, cast
 
+import psycopg
+from psycopg import pq
 from sqlalchemy import Connection, Table, and_, bindparam, update
 from sqlalchemy.orm import Session
 
@@ -81,11 +90,15 @@ _UNRESERVED = (
 class Receipts:
     """The outcome writer of one batch: open it around the batch's sending."""
 
+    # Rows of a stopped run whose outcome may have happened unrecorded; None: all of them.
+    in_flight: int | None = 1
+
     def __init__(self, session: Session, scope: BatchRange) -> None:
         self._engine = session.get_bind().engine
         self._scope = {"b_edition": scope.edition_id, "b_first": scope.first_id,
                        "b_last": scope.last_id}  # fmt: skip
         self._connection: Connection | None = None
+        self.fenced = 0  # outcomes a revoked claim could not record
 
     def __enter__(self) -> Receipts:
         connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
@@ -129,6 +142,20 @@ class Receipts:
         }  # fmt: skip
         return self._fenced(claim, delivery_id, self._write(_SETTLED, values), sent=False)
 
+    def flush(self) -> bool:
+        """Wait for any receipt still on its way; False if it found the claim revoked."""
+        return True
+
+    def _fenced(self, claim: str, delivery_id: int, written: int, *, sent: bool) -> bool:
+        if written:
+            return True
+        self.fenced += 1
+        log.warning(
+            "claim %s was revoked: the outcome of delivery %s was not recorded%s",
+            claim, delivery_id, " (its message was sent)" if sent else "",
+        )  # fmt: skip
+        return False
+
     def release(self, claim: str, error: str, at: datetime) -> int:
         """Put the rows the claim is sending back in the queue, untried; returns how many."""
         values = {**self._scope, "b_claim": claim, "b_error": error, "b_at": at}
@@ -138,15 +165,143 @@ class Receipts:
         """Free the queued rows the claim reserved and did not get to; returns how many."""
         return self._write(_UNRESERVED, {**self._scope, "b_claim": claim})
 
-    @staticmethod
-    def _fenced(claim: str, delivery_id: int, written: int, *, sent: bool) -> bool:
-        if written:
+
+class PipelinedReceipts(Receipts):
+    """PostgreSQL (psycopg): a ``sent`` receipt is answered while the next message goes out.
+
+    At most one receipt is on its way; every other write waits for it first, so receipts
+    still land in order. Its answer is read before the next ``sent`` receipt, or by
+    :meth:`flush`: a fenced receipt is reported one message late, which is why a run stopped
+    or revoked has up to two rows in flight.
+    """
+
+    in_flight = 2
+
+    _SENT_NAME = b"newsletter_receipt_sent"
+    # ``_SENT`` in the server's own terms: libpq's asynchronous API takes SQL text.
+    _SENT_SQL = (
+        b"UPDATE deliveries SET status = 'sent', claim = NULL, lease_until = NULL,"
+        b" last_error = '', attempts = attempts + 1, message_id = $3, sent_at = $4,"
+        b" updated_at = $4 WHERE id = $1 AND claim = $2 AND status = 'sending'"
+    )
+
+    def __enter__(self) -> Receipts:
+        super().__enter__()
+        assert self._connection is not None
+        self._pending: tuple[str, int] | None = None
+        self._pg = self._connection.connection.driver_connection.pgconn  # type: ignore[union-attr]
+        # Planned once per batch; deallocated on the way out, as the connection is pooled.
+        self._pg.send_prepare(self._SENT_NAME, self._SENT_SQL)
+        self._answers(f"preparing {self._SENT_NAME.decode()}")
+        # A receipt lost in a crash of the database is caught by the reconciler, which then
+        # counts the whole claim uncertain (see recovery.release_stale_claims); waiting for
+        # a disk flush per message would cost more than a quarter of the sending rate.
+        self._connection.exec_driver_sql("SET synchronous_commit = off")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._connection is not None:
+            if exc is None:
+                self.flush()
+                self._connection.exec_driver_sql(f"DEALLOCATE {self._SENT_NAME.decode()}")
+                self._connection.exec_driver_sql("RESET synchronous_commit")
+            else:  # an answer may still be on the wire: the connection cannot be reused
+                self._connection.invalidate()
+        super().__exit__(exc_type, exc, tb)
+
+    def sent(self, claim: str, delivery_id: int, message_id: str, at: datetime) -> bool:
+        recorded = self.flush()
+        params = [str(delivery_id).encode(), claim.encode(), message_id.encode(),
+                  at.isoformat().encode()]  # fmt: skip
+        self._pg.send_query_prepared(self._SENT_NAME, params)
+        self._pending = (claim, delivery_id)
+        return recorded
+
+    def flush(self) -> bool:
+        if self._pending is None:
             return True
+        claim, delivery_id = self._pending
+        self._pending = None
+        written = self._answers(f"recording delivery {delivery_id}")
+        return self._fenced(claim, delivery_id, written, sent=True)
+
+    def _answers(self, what: str) -> int:
+        """Wait for the answer to what was sent; returns the rows it changed."""
+        written = 0
+        while (result := self._pg.get_result()) is not None:
+            if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+                message = (result.error_message or b"").decode(errors="replace")
+                raise psycopg.OperationalError(f"{what}: {message}")
+            written += result.command_tuples or 0
+        return written
+
+    def _write(self, statement: Any, values: dict[str, object]) -> int:
+        if not self.flush():
+            return 0  # the claim is gone: nothing of it can be written
+        return super()._write(statement, values)
+
+
+class GroupReceipts(Receipts):
+    """``delivery_receipts = "group"``: sent outcomes are kept until the group ends and written
+    in one transaction, as one statement per row sent together.
+
+    Cheaper than a transaction per message, but until the group is written any of its sent
+    rows may be unrecorded: a stopped run's whole group counts uncertain (``in_flight`` None).
+    Other outcomes, rare, are still written at once.
+    """
+
+    in_flight = None
+
+    def __enter__(self) -> Receipts:
+        self._connection = self._engine.connect()  # transactions: the group in one commit
+        self._sent: list[dict[str, object]] = []
+        self._claim = ""
+        return self
+
+    def sent(self, claim: str, delivery_id: int, message_id: str, at: datetime) -> bool:
+        self._claim = claim
+        self._sent.append(
+            {"b_id": delivery_id, "b_claim": claim, "b_message_id": message_id, "b_at": at}
+        )
+        return True
+
+    def flush(self) -> bool:
+        if not self._sent:
+            return True
+        assert self._connection is not None
+        rows, self._sent = self._sent, []
+        written = affected_rows(self._connection.execute(_SENT, rows))
+        self._connection.commit()
+        if written == len(rows):
+            return True
+        self.fenced += len(rows) - written
         log.warning(
-            "claim %s was revoked: the outcome of delivery %s was not recorded%s",
-            claim, delivery_id, " (its message was sent)" if sent else "",
+            "claim %s was revoked: %s of its sent deliveries were not recorded (%s)",
+            self._claim, len(rows) - written, [row["b_id"] for row in rows][:20],
         )  # fmt: skip
         return False
 
+    def _write(self, statement: Any, values: dict[str, object]) -> int:
+        recorded = self.flush()
+        written = super()._write(statement, values)
+        assert self._connection is not None
+        self._connection.commit()
+        return written if recorded else 0
 
-__all__ = ["Receipts"]
+
+def receipts_for(session: Session, scope: BatchRange, mode: str = "each") -> Receipts:
+    """The receipts writer for ``delivery_receipts`` and this database: a receipt per message
+    (pipelined on PostgreSQL via psycopg), or one write per group."""
+    if mode == "group":
+        return GroupReceipts(session, scope)
+    if session.get_bind().engine.dialect.driver == "psycopg":
+        return PipelinedReceipts(session, scope)
+    return Receipts(session, scope)
+
+
+__all__ = ["GroupReceipts", "PipelinedReceipts", "Receipts", "receipts_for"]

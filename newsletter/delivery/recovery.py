@@ -19,13 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from newsletter.db import affected_rows
 from newsletter.delivery.fanout import BatchRange
-from newsletter.delivery.lease import IN_ORDER
+from newsletter.delivery.lease import in_flight
 from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus
 
 
@@ -47,6 +47,26 @@ LOST_IN_FLIGHT = (
 NEVER_TRIED = "its worker stopped before its turn; queued again for another"
 
 
+# Allowance for the clocks of the workers (which stamp claims) and the database (which says
+# when it started) to disagree.
+CLOCK_SKEW = timedelta(minutes=1)
+
+
+def _database_started(session: Session, now: datetime) -> datetime | None:
+    """When the database server last started, by the caller's clock, where the server says
+    (PostgreSQL); else None.
+
+    Also bounds, on PostgreSQL, how long the reconcile waits for a row lock: a worker cut off
+    inside a transaction holds its locks until the server notices, and the next run can try
+    again rather than hang.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    session.execute(text("SET LOCAL lock_timeout = '10s'"))
+    uptime = session.scalar(text("SELECT now() - pg_postmaster_start_time()"))
+    return now - uptime if isinstance(uptime, timedelta) else None
+
+
 def release_stale_claims(session: Session, *, now: datetime, stale_after: timedelta) -> Released:
     """Revoke the claims whose lease has expired and free their reserved rows; find sends
     whose tasks vanished.
@@ -64,13 +84,14 @@ def release_stale_claims(session: Session, *, now: datetime, stale_after: timede
         Delivery.lease_until < now,
         and_(Delivery.lease_until.is_(None), Delivery.updated_at < cutoff),
     )
+    restarted = _database_started(session, now)
     stale_claims = session.execute(
-        select(Delivery.claim, Delivery.edition_id)
+        select(Delivery.claim, Delivery.edition_id, func.min(Delivery.updated_at))
         .where(Delivery.status == DeliveryStatus.SENDING, expired)
         .group_by(Delivery.claim, Delivery.edition_id)
     ).all()
     left: dict[tuple[int, str | None], list[int]] = {}
-    for claim, edition_id in stale_claims:
+    for claim, edition_id, claimed_at in stale_claims:
         # Locked (rows a live writer holds are left for the next run), so a renewal or a
         # receipt cannot land between reading the rows and settling them.
         ids = session.scalars(
@@ -86,10 +107,16 @@ def release_stale_claims(session: Session, *, now: datetime, stale_after: timede
         ).all()
         if not ids:
             continue
-        in_flight, untried = (ids[:1], ids[1:]) if (claim or "").startswith(IN_ORDER) else (ids, [])
+        depth = in_flight(claim)
+        if restarted is not None and restarted > claimed_at - CLOCK_SKEW:
+            # The database restarted while the claim was live: receipts committed just before
+            # a crash may be lost (they are written with synchronous_commit off), so any of
+            # its unrecorded rows may have gone out.
+            depth = None
+        lost, untried = (ids, []) if depth is None else (ids[:depth], ids[depth:])
         session.execute(
             update(Delivery)
-            .where(Delivery.id.in_(in_flight))
+            .where(Delivery.id.in_(lost))
             .values(
                 status=DeliveryStatus.UNCERTAIN,
                 claim=None,
@@ -111,7 +138,7 @@ def release_stale_claims(session: Session, *, now: datetime, stale_after: timede
                 )
                 .execution_options(synchronize_session=False)
             )
-        result.uncertain += len(in_flight)
+        result.uncertain += len(lost)
         result.untried += len(untried)
         result.editions.add(edition_id)
         if untried:

@@ -1,5 +1,6 @@
 """kill -9 a worker in the middle of a 5,000-reader send, start another: nobody gets two
-messages, and everyone not sent is counted uncertain."""
+messages, and everyone not sent (at most the killed worker's messages in flight) is counted
+uncertain."""
 
 from __future__ import annotations
 
@@ -68,7 +69,9 @@ def test_killed_worker_loses_and_duplicates_nobody(
     message_ids = Counter(item.message["Message-ID"] for item in smtp.received)
     assert max(per_reader.values()) == 1, "a reader received two messages"
     assert max(message_ids.values()) == 1
-    assert 0 < state.uncertain <= FLUSH, "only the killed worker's last group is uncertain"
+    # Every outcome is written before the next message: at most the killed worker's messages
+    # in flight (two on PostgreSQL, whose receipts are answered one message late) are left.
+    assert state.uncertain <= 2, "more than the killed worker's messages in flight are uncertain"
     assert state.sent + state.uncertain == len(READERS)
     sent = set(session.scalars(
         select(Subscriber.email)

@@ -327,15 +327,6 @@ def check_after_retry(after: Tally, faults: int = 1) -> None:
         )
 
 
-GROUP_RECORDING = pytest.mark.xfail(
-    raises=DuplicatesBeyondInFlight,
-    strict=False,
-    reason="sent outcomes are recorded per group (delivery_flush_size), not per message: the "
-    "messages a worker sent before the fault but had not recorded become uncertain, and "
-    "retry-uncertain sends them all again (issue 11: per-message recording)",
-)
-
-
 def takeover(stranded: set[int], at: datetime, event: str) -> str:
     """How the queued rows of the faulty worker's batch fared: how many went before ``at``
     (``event``), and when the last went."""
@@ -350,7 +341,6 @@ def takeover(stranded: set[int], at: datetime, event: str) -> str:
     )
 
 
-@GROUP_RECORDING
 @pytest.mark.parametrize("cut_s", [FAULT_S, None], ids=["8s", "until-sent"])
 def test_link_cut_longer_than_the_lease(
     cut_s: float | None, env: dict[str, str], host: Host, workers: Workers, session: Session,
@@ -437,7 +427,6 @@ def test_redis_port_cut_mid_send(
     check_after_retry(after)
 
 
-@GROUP_RECORDING
 def test_kill_9_mid_send(
     env: dict[str, str], host: Host, workers: Workers, session: Session,
     daily_list: NewsletterList, settings: Settings, now: datetime, smtp_server: SMTPServer,
