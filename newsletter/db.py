@@ -48,7 +48,11 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # A client that stops inside a transaction (a worker frozen or cut off mid-claim) would
+    # hold its row locks until the server notices it is gone, hours later by TCP keepalive.
+    # Workers pass such rows over (SKIP LOCKED); this gives them back within five minutes.
+    options = "-c idle_in_transaction_session_timeout=300000"
+    return create_engine(url, pool_pre_ping=True, connect_args={"options": options})
 
 
 @lru_cache(maxsize=8)

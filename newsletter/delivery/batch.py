@@ -100,6 +100,9 @@ def _claim_next(
             )
             .order_by(Delivery.id)
             .limit(limit)
+            # Rows another transaction holds (a worker cut off mid-claim) are passed over,
+            # not waited for.
+            .with_for_update(skip_locked=True)
         ).all()
         if not candidates:
             return []

@@ -26,7 +26,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -98,15 +98,21 @@ class Lease:
         Rows reserved by a run whose lease has expired are taken over. The caller commits.
         """
         until = self._run_from(monotonic(), now)
+        takeable = (
+            select(Delivery.id)
+            .where(
+                Delivery.edition_id == self.scope.edition_id,
+                Delivery.id.between(self.scope.first_id, self.scope.last_id),
+                Delivery.status == DeliveryStatus.QUEUED,
+                free(now),
+            )
+            .with_for_update(skip_locked=True)  # not waiting on a cut-off worker's locks
+            .scalar_subquery()
+        )
         return affected_rows(
             session.execute(
                 update(Delivery)
-                .where(
-                    Delivery.edition_id == self.scope.edition_id,
-                    Delivery.id.between(self.scope.first_id, self.scope.last_id),
-                    Delivery.status == DeliveryStatus.QUEUED,
-                    free(now),
-                )
+                .where(Delivery.id.in_(takeable))
                 .values(claim=self.claim, lease_until=until)
                 .execution_options(synchronize_session=False)
             )

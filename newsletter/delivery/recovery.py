@@ -157,9 +157,15 @@ def release_stale_claims(session: Session, *, now: datetime, stale_after: timede
         .group_by(Delivery.edition_id, Delivery.claim)
     ).all()
     for edition_id, claim, first_id, last_id in stranded:
+        lockable = (
+            select(Delivery.id)
+            .where(Delivery.edition_id == edition_id, Delivery.claim == claim, reserved)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
         freed = session.execute(
             update(Delivery)
-            .where(Delivery.edition_id == edition_id, Delivery.claim == claim, reserved)
+            .where(Delivery.id.in_(lockable))
             .values(claim=None, lease_until=None)
             .execution_options(synchronize_session=False)
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 
 import pytest
@@ -241,3 +242,28 @@ def test_rows_are_created_in_chunks_covering_every_reader_once(
     session.commit()
     subscribers = session.scalars(select(Delivery.subscriber_id)).all()
     assert len(subscribers) == len(set(subscribers)) == len(READERS)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("NEWSLETTER_TEST_DATABASE_URL", "").startswith("postgresql"),
+    reason="row locks: PostgreSQL only (SQLite locks the whole database)",
+)
+def test_rows_locked_by_a_stalled_transaction_are_passed_over_not_waited_for(
+    session: Session, edition_id: int, now: datetime, settings: Settings
+) -> None:
+    start_sending(session, edition_id, now=now)
+    session.commit()
+    first = session.scalars(
+        select(Delivery.id).where(Delivery.edition_id == edition_id).order_by(Delivery.id)
+    ).first()
+    stalled = session.get_bind().engine.connect()  # a worker cut off mid-claim
+    try:
+        stalled.execute(select(Delivery.id).where(Delivery.id == first).with_for_update())
+        transport = MemoryTransport()
+        send_all(session, edition_id, transport, settings)
+        assert len(transport.sent) == len(READERS) - 1
+    finally:
+        stalled.rollback()
+        stalled.close()
+    send_all(session, edition_id, transport, settings)
+    assert len(transport.sent) == len(READERS)
