@@ -290,8 +290,10 @@ def _send_group(
     else:
         if receipts.flush():  # the group's last receipt is in before the next claim
             return
-    # The claim was revoked (its lease ran out while this worker was stopped): the
-    # reconciler has settled every row of it, so nothing more is sent or written.
+    # A receipt changed nothing: the claim was revoked (its lease ran out while this worker
+    # was stopped), or the reader's row is gone (erased). Whatever the claim still holds goes
+    # back to the queue (nothing, after a revocation) and the batch stops.
+    receipts.release(claim, LEASE_LAPSED, clock())
     result.lease_lost = result.more = True
 
 

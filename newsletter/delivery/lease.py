@@ -122,9 +122,11 @@ class Lease:
         """Whether another message of the claimed group may start now; renews the lease past
         half-time. The clock is read only when a renewal is due: usually one comparison."""
         at = monotonic()
+        if self.lost:
+            return False
         if at < self.renew_at:
             return True
-        if self.lost or at >= self.deadline - self.margin:
+        if at >= self.deadline - self.margin:
             self.lost = True
             return False
         return self.renew(session, at, clock())

@@ -20,9 +20,9 @@ On PostgreSQL a ``sent`` receipt is not waited for (:class:`PipelinedReceipts`):
 the server, which commits it whatever the worker does next, the next message goes out, and
 only then is its answer read. That keeps the database off the sending path, at the price of
 a second row that may be in flight: ``in_flight`` says how many, and the claim token carries
-it for the reconciler (:meth:`newsletter.delivery.lease.Lease.start`). Those receipts commit
-without waiting for the disk (``synchronous_commit`` off): after a crash of the database
-server the reconciler counts every unrecorded row of a claim that was live uncertain.
+it for the reconciler (:meth:`newsletter.delivery.lease.Lease.start`). Receipts commit
+durably (``synchronous_commit`` as the server has it): one lost in a crash would make a sent
+row look never tried, and the reconciler would send it again.
 """
 
 from __future__ import annotations
@@ -191,13 +191,20 @@ class PipelinedReceipts(Receipts):
         self._pending: tuple[str, int] | None = None
         self._pg = self._connection.connection.driver_connection.pgconn  # type: ignore[union-attr]
         # Planned once per batch; deallocated on the way out, as the connection is pooled.
-        self._pg.send_prepare(self._SENT_NAME, self._SENT_SQL)
-        self._answers(f"preparing {self._SENT_NAME.decode()}")
-        # A receipt lost in a crash of the database is caught by the reconciler, which then
-        # counts the whole claim uncertain (see recovery.release_stale_claims); waiting for
-        # a disk flush per message would cost more than a quarter of the sending rate.
-        self._connection.exec_driver_sql("SET synchronous_commit = off")
+        try:
+            self._pg.send_prepare(self._SENT_NAME, self._SENT_SQL)
+            self._answers(f"preparing {self._SENT_NAME.decode()}")
+        except BaseException:
+            self._discard()
+            raise
         return self
+
+    def _discard(self) -> None:
+        """Close the connection for good: it may hold the prepared statement or an answer."""
+        if self._connection is not None:
+            self._connection.invalidate()
+            self._connection.close()
+            self._connection = None
 
     def __exit__(
         self,
@@ -206,12 +213,15 @@ class PipelinedReceipts(Receipts):
         tb: TracebackType | None,
     ) -> None:
         if self._connection is not None:
-            if exc is None:
+            if exc is not None:  # an answer may still be on the wire: not for reuse
+                self._discard()
+                return
+            try:
                 self.flush()
                 self._connection.exec_driver_sql(f"DEALLOCATE {self._SENT_NAME.decode()}")
-                self._connection.exec_driver_sql("RESET synchronous_commit")
-            else:  # an answer may still be on the wire: the connection cannot be reused
-                self._connection.invalidate()
+            except BaseException:
+                self._discard()
+                raise
         super().__exit__(exc_type, exc, tb)
 
     def sent(self, claim: str, delivery_id: int, message_id: str, at: datetime) -> bool:

@@ -47,24 +47,12 @@ LOST_IN_FLIGHT = (
 NEVER_TRIED = "its worker stopped before its turn; queued again for another"
 
 
-# Allowance for the clocks of the workers (which stamp claims) and the database (which says
-# when it started) to disagree.
-CLOCK_SKEW = timedelta(minutes=1)
-
-
-def _database_started(session: Session, now: datetime) -> datetime | None:
-    """When the database server last started, by the caller's clock, where the server says
-    (PostgreSQL); else None.
-
-    Also bounds, on PostgreSQL, how long the reconcile waits for a row lock: a worker cut off
-    inside a transaction holds its locks until the server notices, and the next run can try
-    again rather than hang.
-    """
-    if session.get_bind().dialect.name != "postgresql":
-        return None
-    session.execute(text("SET LOCAL lock_timeout = '10s'"))
-    uptime = session.scalar(text("SELECT now() - pg_postmaster_start_time()"))
-    return now - uptime if isinstance(uptime, timedelta) else None
+def _bound_lock_waits(session: Session) -> None:
+    """On PostgreSQL, wait at most 10 s for a row lock: a worker cut off inside a transaction
+    holds its locks until the server notices, and the next run can try again rather than
+    hang."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL lock_timeout = '10s'"))
 
 
 def release_stale_claims(session: Session, *, now: datetime, stale_after: timedelta) -> Released:
@@ -84,14 +72,14 @@ def release_stale_claims(session: Session, *, now: datetime, stale_after: timede
         Delivery.lease_until < now,
         and_(Delivery.lease_until.is_(None), Delivery.updated_at < cutoff),
     )
-    restarted = _database_started(session, now)
+    _bound_lock_waits(session)
     stale_claims = session.execute(
-        select(Delivery.claim, Delivery.edition_id, func.min(Delivery.updated_at))
+        select(Delivery.claim, Delivery.edition_id)
         .where(Delivery.status == DeliveryStatus.SENDING, expired)
         .group_by(Delivery.claim, Delivery.edition_id)
     ).all()
     left: dict[tuple[int, str | None], list[int]] = {}
-    for claim, edition_id, claimed_at in stale_claims:
+    for claim, edition_id in stale_claims:
         # Locked (rows a live writer holds are left for the next run), so a renewal or a
         # receipt cannot land between reading the rows and settling them.
         ids = session.scalars(
@@ -107,16 +95,14 @@ def release_stale_claims(session: Session, *, now: datetime, stale_after: timede
         ).all()
         if not ids:
             continue
+        # Checked again by each UPDATE: SQLite reads outside the write transaction, so a
+        # receipt may land in between.
+        held = and_(Delivery.claim == claim, Delivery.status == DeliveryStatus.SENDING)
         depth = in_flight(claim)
-        if restarted is not None and restarted > claimed_at - CLOCK_SKEW:
-            # The database restarted while the claim was live: receipts committed just before
-            # a crash may be lost (they are written with synchronous_commit off), so any of
-            # its unrecorded rows may have gone out.
-            depth = None
         lost, untried = (ids, []) if depth is None else (ids[:depth], ids[depth:])
         session.execute(
             update(Delivery)
-            .where(Delivery.id.in_(lost))
+            .where(Delivery.id.in_(lost), held)
             .values(
                 status=DeliveryStatus.UNCERTAIN,
                 claim=None,
@@ -128,7 +114,7 @@ def release_stale_claims(session: Session, *, now: datetime, stale_after: timede
         if untried:
             session.execute(
                 update(Delivery)
-                .where(Delivery.id.in_(untried))
+                .where(Delivery.id.in_(untried), held)
                 .values(
                     status=DeliveryStatus.QUEUED,
                     claim=None,

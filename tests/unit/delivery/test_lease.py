@@ -7,12 +7,13 @@ worker frozen for three minutes" is a transport that moves them while a message 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from newsletter.clock import FrozenClock
@@ -322,3 +323,23 @@ def test_a_woken_run_finds_its_range_taken_and_sends_nothing(
     woken = MemoryTransport()
     run_batch(session, batch, woken, settings, clock=clock)
     assert woken.sent == []
+
+
+def test_a_reader_erased_mid_group_does_not_strand_the_rest_of_it(
+    session: Session, edition_id: int, settings: Settings, clock: FrozenClock,
+    worker_time: WorkerTime,
+) -> None:  # fmt: skip
+    ids = session.scalars(
+        select(Delivery.id).where(Delivery.edition_id == edition_id).order_by(Delivery.id)
+    ).all()
+
+    def erase_the_second() -> None:  # the reader erased their data: their row is deleted
+        session.execute(delete(Delivery).where(Delivery.id == ids[1]))
+        session.commit()
+
+    transport = Pausing({1: erase_the_second})
+    send_all(session, edition_id, transport, settings, clock)
+    send_all(session, edition_id, transport, settings, clock)  # the follow-up task
+    received = Counter(rcpt for _, rcpt, _ in transport.sent)
+    assert statuses(session, edition_id) == ["sent"] * 5
+    assert max(received.values()) == 1

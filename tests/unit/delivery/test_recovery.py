@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
-from newsletter.delivery import recovery
 from newsletter.delivery.fanout import BatchRange, pending_batches
 from newsletter.delivery.progress import progress
 from newsletter.delivery.transports import MemoryTransport
@@ -155,18 +154,6 @@ def test_an_idle_send_is_resumed_once_per_stale_period_not_at_every_run(
     ]
 
     assert runs == [[edition.id], [], [], [], [edition.id]]
-
-
-def test_after_a_database_restart_every_unrecorded_row_of_a_live_claim_is_uncertain(
-    session: Session, crashed: tuple[int, MemoryTransport], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Receipts commit without waiting for the disk: a crash of the server may have lost some.
-    monkeypatch.setattr(recovery, "_database_started", lambda _session, now: now)
-    edition_id, _ = crashed
-    reconcile(session, now=later(), stale_after=timedelta(minutes=20))
-    session.commit()
-    state = progress(session, edition_id, now=TEST_NOW)
-    assert (state.sent, state.uncertain, state.queued) == (2, 2, 2)
 
 
 def test_with_group_receipts_a_dead_workers_whole_group_is_uncertain(
