@@ -111,7 +111,13 @@ class Receipts:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._close()
+
+    def _close(self, *, discard: bool = False) -> None:
+        """Give the connection back to the pool, or (``discard``) close it for good."""
         if self._connection is not None:
+            if discard:
+                self._connection.invalidate()
             self._connection.close()
             self._connection = None
 
@@ -195,16 +201,10 @@ class PipelinedReceipts(Receipts):
             self._pg.send_prepare(self._SENT_NAME, self._SENT_SQL)
             self._answers(f"preparing {self._SENT_NAME.decode()}")
         except BaseException:
-            self._discard()
+            self._close(discard=True)  # it may hold the prepared statement or an answer
             raise
+        self._claim, self._token = "", b""  # one claim per batch run: encoded once
         return self
-
-    def _discard(self) -> None:
-        """Close the connection for good: it may hold the prepared statement or an answer."""
-        if self._connection is not None:
-            self._connection.invalidate()
-            self._connection.close()
-            self._connection = None
 
     def __exit__(
         self,
@@ -214,20 +214,23 @@ class PipelinedReceipts(Receipts):
     ) -> None:
         if self._connection is not None:
             if exc is not None:  # an answer may still be on the wire: not for reuse
-                self._discard()
+                self._close(discard=True)
                 return
             try:
                 self.flush()
                 self._connection.exec_driver_sql(f"DEALLOCATE {self._SENT_NAME.decode()}")
             except BaseException:
-                self._discard()
+                self._close(discard=True)
                 raise
         super().__exit__(exc_type, exc, tb)
 
     def sent(self, claim: str, delivery_id: int, message_id: str, at: datetime) -> bool:
         recorded = self.flush()
-        params = [str(delivery_id).encode(), claim.encode(), message_id.encode(),
-                  at.isoformat().encode()]  # fmt: skip
+        if claim != self._claim:
+            self._claim, self._token = claim, claim.encode()
+        params = [
+            str(delivery_id).encode(), self._token, message_id.encode(), at.isoformat().encode()
+        ]  # fmt: skip
         self._pg.send_query_prepared(self._SENT_NAME, params)
         self._pending = (claim, delivery_id)
         return recorded

@@ -16,6 +16,7 @@ rows whose first attempt can no longer complete go (their lease expired more tha
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -53,6 +54,19 @@ def _bound_lock_waits(session: Session) -> None:
     hang."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL lock_timeout = '10s'"))
+
+
+def _settle(
+    session: Session, ids: Sequence[int], held: ColumnElement[bool], **values: object
+) -> None:
+    """Set ``values`` on those of ``ids`` the revoked claim still holds."""
+    if ids:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids), held)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def release_stale_claims(session: Session, *, now: datetime, stale_after: timedelta) -> Released:
@@ -100,30 +114,10 @@ def release_stale_claims(session: Session, *, now: datetime, stale_after: timede
         held = and_(Delivery.claim == claim, Delivery.status == DeliveryStatus.SENDING)
         depth = in_flight(claim)
         lost, untried = (ids, []) if depth is None else (ids[:depth], ids[depth:])
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(lost), held)
-            .values(
-                status=DeliveryStatus.UNCERTAIN,
-                claim=None,
-                last_error=LOST_IN_FLIGHT,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if untried:
-            session.execute(
-                update(Delivery)
-                .where(Delivery.id.in_(untried), held)
-                .values(
-                    status=DeliveryStatus.QUEUED,
-                    claim=None,
-                    lease_until=None,
-                    last_error=NEVER_TRIED,
-                    updated_at=now,
-                )
-                .execution_options(synchronize_session=False)
-            )
+        _settle(session, lost, held, status=DeliveryStatus.UNCERTAIN, claim=None,
+                last_error=LOST_IN_FLIGHT, updated_at=now)  # fmt: skip
+        _settle(session, untried, held, status=DeliveryStatus.QUEUED, claim=None,
+                lease_until=None, last_error=NEVER_TRIED, updated_at=now)  # fmt: skip
         result.uncertain += len(lost)
         result.untried += len(untried)
         result.editions.add(edition_id)

@@ -156,32 +156,36 @@ def test_an_idle_send_is_resumed_once_per_stale_period_not_at_every_run(
     assert runs == [[edition.id], [], [], [], [edition.id]]
 
 
-def test_with_group_receipts_a_dead_workers_whole_group_is_uncertain(
+@pytest.fixture
+def grouped(
     session: Session, daily_list: NewsletterList, now: datetime, settings: Settings
-) -> None:
+) -> tuple[int, Settings]:
+    """An edition being sent with ``delivery_receipts = "group"``."""
     grouped = settings.model_copy(update={"delivery_receipts": "group"})
     edition = edition_with_readers(session, daily_list, READERS, now=now, settings=grouped)
     start_sending(session, edition.id, now=now)
     session.commit()
-    batch = pending_batches(session, edition.id, grouped.batch_size)[0]
+    return edition.id, grouped
+
+
+def test_with_group_receipts_a_dead_workers_whole_group_is_uncertain(
+    session: Session, grouped: tuple[int, Settings]
+) -> None:
+    edition_id, settings = grouped
+    batch = pending_batches(session, edition_id, settings.batch_size)[0]
     with pytest.raises(WorkerKilled):
-        run_batch(session, batch, DiesOnThirdMessage(), grouped, clock=clock)
+        run_batch(session, batch, DiesOnThirdMessage(), settings, clock=clock)
     session.rollback()
     reconcile(session, now=later(), stale_after=timedelta(minutes=20))
     session.commit()
-    state = progress(session, edition.id, now=TEST_NOW)
+    state = progress(session, edition_id, now=TEST_NOW)
     assert (state.sent, state.uncertain, state.queued) == (2, 2, 2)
 
 
-def test_group_receipts_record_every_send(
-    session: Session, daily_list: NewsletterList, now: datetime, settings: Settings
-) -> None:
-    grouped = settings.model_copy(update={"delivery_receipts": "group"})
-    edition = edition_with_readers(session, daily_list, READERS, now=now, settings=grouped)
-    start_sending(session, edition.id, now=now)
-    session.commit()
+def test_group_receipts_record_every_send(session: Session, grouped: tuple[int, Settings]) -> None:
+    edition_id, settings = grouped
     transport = MemoryTransport()
-    for batch in pending_batches(session, edition.id, grouped.batch_size):
-        run_batch(session, batch, transport, grouped, clock=clock)
-    state = progress(session, edition.id, now=TEST_NOW)
+    for batch in pending_batches(session, edition_id, settings.batch_size):
+        run_batch(session, batch, transport, settings, clock=clock)
+    state = progress(session, edition_id, now=TEST_NOW)
     assert (state.status, state.sent, len(transport.sent)) == (EditionStatus.SENT, 6, 6)
