@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     smtp_relay_down_seconds: float
     delivery_flush_size: int
     delivery_lease_seconds: float
-    delivery_receipts: Literal["each", "group"]
+    delivery_receipts: Literal["marks", "each", "group"]
     max_delivery_attempts: int
     retry_backoff_seconds: float
     html_budget_bytes: int

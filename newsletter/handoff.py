@@ -36,6 +36,7 @@ from newsletter.delivery import notices
 from newsletter.delivery.batch import BatchResult
 from newsletter.delivery.errors import ConnectionLost, DeliveryError, TemporaryFailure
 from newsletter.delivery.fanout import BatchRange
+from newsletter.delivery.marks import marks_for
 from newsletter.delivery.transports import outgoing_transport
 from newsletter.editions import lifecycle, sending
 from newsletter.editions.service import get_edition, test_message
@@ -102,8 +103,9 @@ def deliver(
     transport = outgoing_transport(settings)
     with session_scope(settings.database_url) as session:
         result = sending.run_batch(
-            session, batch, transport, settings, clock=clock, budget_s=DELIVER_BUDGET_S
-        )
+            session, batch, transport, settings, clock=clock, budget_s=DELIVER_BUDGET_S,
+            marks=marks_for(settings.redis_url),
+        )  # fmt: skip
     log.info(
         "edition %s batch %s-%s: %s sent, %s failed, %s skipped, %s uncertain, %s to retry",
         batch.edition_id, batch.first_id, batch.last_id,
@@ -166,7 +168,9 @@ def reconcile(handoff: Handoff, settings: Settings, clock: Clock, stale_after: t
     """Recover batches whose worker died and sends whose tasks vanished; returns how many
     batches were enqueued again."""
     with session_scope(settings.database_url) as session:
-        result = sending.reconcile(session, now=clock(), stale_after=stale_after)
+        result = sending.reconcile(
+            session, now=clock(), stale_after=stale_after, marks=marks_for(settings.redis_url)
+        )
     return resume_reconciled(result, handoff, settings)
 
 
@@ -178,11 +182,11 @@ def resume_reconciled(result: sending.Reconciled, handoff: Handoff, settings: Se
     enqueued = len(result.stranded)
     for edition_id in result.editions:
         enqueued += enqueue_batches(edition_id, handoff, settings)
-    if result.uncertain or result.untried or enqueued:
+    if result.recorded or result.uncertain or result.untried or enqueued:
         log.warning(
-            "reconciled: %s uncertain, %s untried queued again, %s batches enqueued again "
-            "(stranded ranges %s, idle editions %s)",
-            result.uncertain, result.untried, enqueued,
+            "reconciled: %s sent by their progress marks, %s uncertain, %s untried queued "
+            "again, %s batches enqueued again (stranded ranges %s, idle editions %s)",
+            result.recorded, result.uncertain, result.untried, enqueued,
             [(b.edition_id, b.first_id, b.last_id) for b in result.stranded], result.editions,
         )  # fmt: skip
     return enqueued

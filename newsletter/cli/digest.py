@@ -19,6 +19,7 @@ from newsletter.cli.common import (
     wait_for_edition,
 )
 from newsletter.db import session_scope
+from newsletter.delivery.marks import marks_for
 from newsletter.delivery.prepared import Recipient, prepare_edition
 from newsletter.delivery.progress import progress
 from newsletter.editions import sending, service
@@ -174,10 +175,17 @@ def reconcile(
         minutes=stale_minutes if stale_minutes is not None else config.stale_claim_minutes
     )
     with session_scope() as session:
-        result = sending.reconcile(session, now=utcnow(), stale_after=stale)
+        result = sending.reconcile(
+            session, now=utcnow(), stale_after=stale, marks=marks_for(config.redis_url)
+        )
     resumed = sorted({batch.edition_id for batch in result.stranded} | set(result.editions))
+    recorded = (
+        f"{result.recorded} recorded as sent (accepted before their worker stopped); "
+        if result.recorded
+        else ""
+    )
     console.print(
-        f"{result.uncertain} deliveries marked uncertain (in flight when their worker "
+        f"{recorded}{result.uncertain} deliveries marked uncertain (in flight when their worker "
         f"stopped); {result.untried} never tried, queued again; "
         f"editions to resume: {', '.join(map(str, resumed)) or 'none'}."
     )

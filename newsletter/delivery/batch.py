@@ -33,6 +33,7 @@ from newsletter.delivery.errors import (
 )
 from newsletter.delivery.fanout import BatchRange
 from newsletter.delivery.lease import Lease, free
+from newsletter.delivery.marks import ProgressMarks
 from newsletter.delivery.prepared import PreparedEdition, Recipient, prepare_edition
 from newsletter.delivery.receipts import Receipts, receipts_for
 from newsletter.delivery.transports import Transport
@@ -164,6 +165,7 @@ def deliver_batch(
     *,
     clock: Callable[[], datetime],
     budget_s: float | None = None,
+    marks: ProgressMarks | None = None,
 ) -> BatchResult:
     """Send one batch, a group of ``delivery_flush_size`` deliveries at a time.
 
@@ -172,6 +174,8 @@ def deliver_batch(
     function that commits: the ledger must hold every claim before its messages leave, and
     every receipt before the next message. If the process dies mid-group, the row in flight
     and the untried rows after it are left ``sending`` under their claim, for the reconciler.
+    With ``marks`` (``delivery_receipts = "marks"``) sent outcomes are written per group and
+    a progress mark in Redis stands in for each receipt (:class:`MarkedReceipts`).
 
     The batch stops early, leaving the rest queued, when the edition stops sending (paused or
     cancelled) or after ``budget_s`` seconds (``result.more`` then asks for another run).
@@ -186,8 +190,10 @@ def deliver_batch(
     list_id, sender = edition.list_id, prepared.from_address
     started = time.monotonic()
     after_id = 0
-    with transport, receipts_for(session, batch, settings.delivery_receipts) as receipts:
-        lease = Lease.start(settings, batch, receipts.in_flight)
+    receipts = receipts_for(session, batch, settings.delivery_receipts, marks)
+    with transport, receipts:
+        lease = Lease.start(settings, batch, receipts.in_flight, marked=receipts.marked)
+        receipts.begin(lease.claim)
         lease.reserve(session, clock())
         session.commit()
         while True:
@@ -199,12 +205,15 @@ def deliver_batch(
                 break
             lease.refresh(session, clock)
             ids = _claim_next(session, batch, after_id, lease, settings, clock)
-            session.commit()
             if not ids:
+                session.commit()
                 break
             after_id = ids[-1]
             group = _recipients(session, ids, list_id)
-            session.commit()  # no transaction left open while the group is sent
+            # The claim is committed before its first message leaves, and no transaction is
+            # left open while the group is sent. (One commit per group: under load each round
+            # trip to the database waits for a CPU.)
+            session.commit()
             _send_group(
                 session, receipts, group, prepared, sender, transport, lease, settings, result,
                 clock,

@@ -41,15 +41,23 @@ log = logging.getLogger(__name__)
 # Claims whose outcomes are written one by one, in id order (see
 # :mod:`newsletter.delivery.receipts`), are named "r<n>-...": of their rows still
 # ``sending``, only the first n can have gone out unrecorded, and the reconciler takes the
-# rest as never tried. Claims of an older worker, which wrote a whole group's outcomes at
-# once, lack the prefix and are all counted uncertain.
-_IN_ORDER = re.compile(r"r([1-9])-")
+# rest as never tried. Claims that keep a progress mark in Redis (:mod:`..marks`) are named
+# "m<n>-...": the same holds of the rows past their mark. Claims that write a whole group's
+# outcomes at once lack a prefix and are all counted uncertain.
+_IN_ORDER = re.compile(r"([rm])([1-9])-")
 
 
 def in_flight(claim: str | None) -> int | None:
-    """How many of a stopped claim's unrecorded rows may have gone out; None: all of them."""
+    """How many of a stopped claim's unrecorded rows (past its mark, if it has one) may have
+    gone out; None: all of them."""
     match = _IN_ORDER.match(claim or "")
-    return int(match.group(1)) if match else None
+    return int(match.group(2)) if match else None
+
+
+def marked(claim: str | None) -> bool:
+    """Whether the claim kept a progress mark in Redis."""
+    match = _IN_ORDER.match(claim or "")
+    return match is not None and match.group(1) == "m"
 
 
 # The worker's own clock for its leases: never set back, unmoved by NTP. A seam for tests.
@@ -71,10 +79,15 @@ class Lease:
     lost: bool = field(default=False)
 
     @classmethod
-    def start(cls, settings: Settings, scope: BatchRange, in_flight: int | None = 1) -> Lease:
+    def start(
+        cls, settings: Settings, scope: BatchRange, in_flight: int | None = 1, *,
+        marked: bool = False,
+    ) -> Lease:  # fmt: skip
         """A fresh token for the range, for a run whose receipts leave up to ``in_flight`` rows
-        unrecorded (None: any of a group); its deadline runs once :meth:`reserve` asks."""
-        token = uuid.uuid4().hex if in_flight is None else f"r{in_flight}-{uuid.uuid4().hex}"
+        unrecorded (None: any of a group), past its progress mark if ``marked``; its deadline
+        runs once :meth:`reserve` asks."""
+        kind = "m" if marked else "r"
+        token = uuid.uuid4().hex if in_flight is None else f"{kind}{in_flight}-{uuid.uuid4().hex}"
         return cls(token, settings.delivery_lease_seconds, settings.smtp_timeout, scope)
 
     def _run_from(self, started: float, now: datetime) -> datetime:
@@ -167,4 +180,4 @@ def free(now: datetime) -> ColumnElement[bool]:
     return or_(Delivery.claim.is_(None), Delivery.lease_until.is_(None), Delivery.lease_until < now)
 
 
-__all__ = ["Lease", "free", "in_flight"]
+__all__ = ["Lease", "free", "in_flight", "marked"]

@@ -1,12 +1,14 @@
 """Recovering sends whose worker or tasks were lost, without mailing anyone twice.
 
 A batch claims a group of rows (``delivery_flush_size``) under a lease, and sends them in id
-order, writing each outcome before it tries the next message
-(:mod:`newsletter.delivery.receipts`). Once a claim's lease has expired its worker is dead,
+order, recording each outcome before it tries the next message
+(:mod:`newsletter.delivery.receipts`): in the database, or as a progress mark in Redis
+(:mod:`newsletter.delivery.marks`). Once a claim's lease has expired its worker is dead,
 frozen or cut off, and sends nothing more on it (see :mod:`newsletter.delivery.lease`). Of
-its rows still ``sending``, only the first may have reached the server without being
-recorded: that one is marked uncertain and counted, never sent again blindly; the ones after
-it were never tried and go back to the queue. Rows it had not claimed are still queued and
+its rows still ``sending``, those up to its progress mark were accepted and are recorded as
+sent; only the first one or two after that may have reached the server without being
+recorded: they are marked uncertain and counted, never sent again blindly; the ones after
+them were never tried and go back to the queue. Rows it had not claimed are still queued and
 go out as usual.
 
 An operator may queue the uncertain rows again, accepting that a reader may get two. Only
@@ -16,6 +18,7 @@ rows whose first attempt can no longer complete go (their lease expired more tha
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,12 +29,16 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from newsletter.db import affected_rows
 from newsletter.delivery.fanout import BatchRange
-from newsletter.delivery.lease import in_flight
+from newsletter.delivery.lease import in_flight, marked
+from newsletter.delivery.marks import MarksUnavailable, ProgressMarks
 from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class Released:
+    recorded: int = 0  # rows a stopped worker's progress mark shows accepted: sent
     uncertain: int = 0  # rows in flight when their worker stopped: maybe delivered
     untried: int = 0  # rows of a revoked claim its worker never tried: queued again
     freed: int = 0  # queued rows whose reservation expired: free for any batch
@@ -46,6 +53,11 @@ LOST_IN_FLIGHT = (
     "it is not sent again unless an operator retries uncertain deliveries"
 )
 NEVER_TRIED = "its worker stopped before its turn; queued again for another"
+NO_MARK = (
+    "the worker stopped while sending this message's group, and its progress mark is gone; "
+    "it may have been delivered, so it is not sent again unless an operator retries "
+    "uncertain deliveries"
+)
 
 
 def _bound_lock_waits(session: Session) -> None:
@@ -69,12 +81,38 @@ def _settle(
         )
 
 
-def release_stale_claims(session: Session, *, now: datetime, stale_after: timedelta) -> Released:
+def _progress(
+    claims: Sequence[str | None], marks: ProgressMarks | None
+) -> dict[str, int | None] | None:
+    """The progress marks of those claims that kept one; None: Redis cannot say right now."""
+    wanted = [claim for claim in claims if claim is not None and marked(claim)]
+    if not wanted:
+        return {}
+    if marks is None:
+        log.warning("no Redis configured to read the progress marks of claims %s", wanted)
+        return dict.fromkeys(wanted)
+    try:
+        return marks.read(wanted)
+    except MarksUnavailable as error:
+        log.warning("claims %s are left for the next reconcile: %s", wanted, error)
+        return None
+
+
+def release_stale_claims(
+    session: Session,
+    *,
+    now: datetime,
+    stale_after: timedelta,
+    marks: ProgressMarks | None = None,
+) -> Released:
     """Revoke the claims whose lease has expired and free their reserved rows; find sends
     whose tasks vanished.
 
-    Of a revoked claim's unrecorded rows the first (in flight) is marked uncertain and the
-    rest queued again; the range it leaves behind is returned once, to be enqueued once: the
+    Of a revoked claim's unrecorded rows, those up to its progress mark (``marks``) are
+    recorded as sent, the next one or two (in flight) are marked uncertain and the rest
+    queued again; a marked claim whose mark is gone has all of them uncertain, and one whose
+    mark Redis cannot give right now is left for the next run. The range a claim leaves
+    behind is returned once, to be enqueued once: the
     next run finds nothing of it left to revoke. The revocation is conditional on the lease
     still being expired when it runs, so a claim renewed meanwhile keeps its rows.
     ``stale_after`` applies only to claims made before leases existed (no ``lease_until``)
@@ -92,8 +130,11 @@ def release_stale_claims(session: Session, *, now: datetime, stale_after: timede
         .where(Delivery.status == DeliveryStatus.SENDING, expired)
         .group_by(Delivery.claim, Delivery.edition_id)
     ).all()
+    progress = _progress([claim for claim, _ in stale_claims], marks)
     left: dict[tuple[int, str | None], list[int]] = {}
     for claim, edition_id in stale_claims:
+        if marked(claim) and progress is None:
+            continue
         # Locked (rows a live writer holds are left for the next run), so a renewal or a
         # receipt cannot land between reading the rows and settling them.
         ids = session.scalars(
@@ -112,10 +153,24 @@ def release_stale_claims(session: Session, *, now: datetime, stale_after: timede
         # Checked again by each UPDATE: SQLite reads outside the write transaction, so a
         # receipt may land in between.
         held = and_(Delivery.claim == claim, Delivery.status == DeliveryStatus.SENDING)
-        depth = in_flight(claim)
+        depth, why = in_flight(claim), LOST_IN_FLIGHT
+        if marked(claim):
+            assert progress is not None
+            mark = progress.get(claim) if claim is not None else None
+            if mark is None:
+                depth, why = None, NO_MARK
+            else:
+                accepted = [i for i in ids if i <= mark]
+                ids = ids[len(accepted) :]
+                # Accepted by the server before the worker stopped: sent, once.
+                _settle(session, accepted, held, status=DeliveryStatus.SENT, claim=None,
+                        lease_until=None, last_error="", attempts=Delivery.attempts + 1,
+                        sent_at=now, updated_at=now)  # fmt: skip
+                result.recorded += len(accepted)
+                result.editions.add(edition_id)
         lost, untried = (ids, []) if depth is None else (ids[:depth], ids[depth:])
         _settle(session, lost, held, status=DeliveryStatus.UNCERTAIN, claim=None,
-                last_error=LOST_IN_FLIGHT, updated_at=now)  # fmt: skip
+                last_error=why, updated_at=now)  # fmt: skip
         _settle(session, untried, held, status=DeliveryStatus.QUEUED, claim=None,
                 lease_until=None, last_error=NEVER_TRIED, updated_at=now)  # fmt: skip
         result.uncertain += len(lost)

@@ -16,6 +16,7 @@ from newsletter.config import Settings
 from newsletter.delivery import recovery
 from newsletter.delivery.batch import BatchResult, deliver_batch
 from newsletter.delivery.fanout import BatchRange, pending_batches
+from newsletter.delivery.marks import ProgressMarks
 from newsletter.delivery.transports import Transport
 from newsletter.editions import lifecycle
 
@@ -35,9 +36,12 @@ def run_batch(
     *,
     clock: Clock,
     budget_s: float | None = None,
+    marks: ProgressMarks | None = None,
 ) -> BatchResult:
     """Send one range, then mark the edition sent if nothing of it is left anywhere."""
-    result = deliver_batch(session, batch, transport, settings, clock=clock, budget_s=budget_s)
+    result = deliver_batch(
+        session, batch, transport, settings, clock=clock, budget_s=budget_s, marks=marks
+    )
     lifecycle.finish_if_complete(session, batch.edition_id, now=clock())
     session.commit()
     return result
@@ -45,6 +49,7 @@ def run_batch(
 
 @dataclass
 class Reconciled:
+    recorded: int = 0  # accepted before their worker stopped, by its progress mark: sent
     uncertain: int = 0  # in flight when their worker stopped: maybe delivered
     untried: int = 0  # claimed or reserved by a stopped worker, never tried: queued again
     # Ranges a stopped worker left behind: enqueue one batch each, after commit.
@@ -53,15 +58,24 @@ class Reconciled:
     editions: list[int] = field(default_factory=list)
 
 
-def reconcile(session: Session, *, now: datetime, stale_after: timedelta) -> Reconciled:
-    """Release claims that stopped moving, finish what is done, and list the sends to resume."""
-    released = recovery.release_stale_claims(session, now=now, stale_after=stale_after)
+def reconcile(
+    session: Session,
+    *,
+    now: datetime,
+    stale_after: timedelta,
+    marks: ProgressMarks | None = None,
+) -> Reconciled:
+    """Release claims that stopped moving, finish what is done, and list the sends to resume.
+
+    ``marks`` reads the progress of claims that kept one in Redis."""
+    released = recovery.release_stale_claims(session, now=now, stale_after=stale_after, marks=marks)
     finished = {
         edition_id
         for edition_id in sorted(released.editions)
         if lifecycle.finish_if_complete(session, edition_id, now=now)
     }
     return Reconciled(
+        recorded=released.recorded,
         uncertain=released.uncertain,
         untried=released.untried + released.freed,
         stranded=[batch for batch in released.stranded if batch.edition_id not in finished],

@@ -1,0 +1,277 @@
+"""Progress marks in Redis: sent outcomes written per group, yet a stopped worker leaves at
+most two messages uncertain, and everything it sent before them recorded as sent.
+
+Real Redis (the suite's), real database; the transport is the in-memory one, which stands for
+the SMTP server's acceptance.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from newsletter.config import Settings
+from newsletter.delivery import marks as marks_module
+from newsletter.delivery.fanout import pending_batches
+from newsletter.delivery.lease import marked
+from newsletter.delivery.marks import PREFIX, MarksUnavailable, ProgressMarks, RedisMarks
+from newsletter.delivery.progress import progress
+from newsletter.delivery.recovery import NO_MARK
+from newsletter.delivery.transports import MemoryTransport
+from newsletter.editions.lifecycle import start_sending
+from newsletter.editions.sending import reconcile, run_batch
+from newsletter.models import Delivery, EditionStatus, NewsletterList
+from tests.factories import edition_with_readers
+from tests.moments import TEST_NOW
+
+READERS = [f"reader{i}@example.com" for i in range(6)]
+STALE = timedelta(minutes=20)
+
+
+class WorkerKilled(BaseException):
+    """Stands for SIGKILL: nothing in the worker gets to handle it."""
+
+
+class Dies(MemoryTransport):
+    """Accepts ``accepted`` messages, then the worker dies handing over the next."""
+
+    def __init__(self, accepted: int, before: Callable[[], None] = lambda: None) -> None:
+        super().__init__()
+        self.accepted = accepted
+        self.before = before
+
+    def send(self, sender: str, recipient: str, message: bytes) -> None:
+        if len(self.sent) == self.accepted:
+            self.before()
+            raise WorkerKilled
+        super().send(sender, recipient, message)
+
+
+def clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def later() -> datetime:
+    return clock() + timedelta(minutes=30)
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def marks(redis_url: str) -> Iterator[ProgressMarks]:
+    found = marks_module.marks_for(redis_url)
+    assert found is not None
+    yield found
+    found.close()
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Receipts by progress marks, in one group of six: every sent outcome of the group is
+    written to the database only when the group ends."""
+    return settings.model_copy(update={"delivery_flush_size": 6, "delivery_receipts": "marks"})
+
+
+@pytest.fixture
+def edition_id(
+    session: Session, daily_list: NewsletterList, now: datetime, settings: Settings
+) -> int:
+    edition = edition_with_readers(session, daily_list, READERS, now=now, settings=settings)
+    start_sending(session, edition.id, now=now)
+    session.commit()
+    return edition.id
+
+
+def run(
+    session: Session, edition_id: int, transport: MemoryTransport, settings: Settings,
+    marks: ProgressMarks | None,
+) -> None:  # fmt: skip
+    for batch in pending_batches(session, edition_id, settings.batch_size):
+        run_batch(session, batch, transport, settings, clock=clock, marks=marks)
+
+
+def killed_after(
+    session: Session, edition_id: int, settings: Settings, marks: ProgressMarks, accepted: int,
+    before: Callable[[], None] = lambda: None,
+) -> MemoryTransport:  # fmt: skip
+    transport = Dies(accepted, before)
+    with pytest.raises(WorkerKilled):
+        run(session, edition_id, transport, settings, marks)
+    session.rollback()
+    return transport
+
+
+def statuses(session: Session, edition_id: int) -> list[str]:
+    session.expire_all()
+    return [
+        str(status)
+        for status in session.scalars(
+            select(Delivery.status).where(Delivery.edition_id == edition_id).order_by(Delivery.id)
+        )
+    ]
+
+
+def claims(session: Session, edition_id: int) -> set[str]:
+    session.expire_all()
+    rows = session.scalars(select(Delivery.claim).where(Delivery.edition_id == edition_id))
+    return {claim for claim in rows if claim}
+
+
+def test_a_clean_run_writes_every_outcome_and_leaves_no_mark(
+    session: Session, edition_id: int, settings: Settings, marks: ProgressMarks,
+    client: redis.Redis,
+) -> None:  # fmt: skip
+    seen: list[set[str]] = []
+    transport = Dies(len(READERS) + 1)
+    original = transport.send
+
+    def looking(sender: str, recipient: str, message: bytes) -> None:
+        original(sender, recipient, message)
+        seen.append(claims(session, edition_id))
+
+    transport.send = looking  # type: ignore[method-assign]
+    run(session, edition_id, transport, settings, marks)
+    claim = next(iter(seen[0]))
+    assert marked(claim)
+    assert statuses(session, edition_id) == ["sent"] * 6
+    assert client.exists(PREFIX + claim) == 0
+    assert progress(session, edition_id, now=TEST_NOW).status == EditionStatus.SENT
+
+
+def test_a_killed_worker_mid_group_leaves_its_accepted_messages_sent_not_uncertain(
+    session: Session, edition_id: int, settings: Settings, marks: ProgressMarks
+) -> None:
+    first = killed_after(session, edition_id, settings, marks, accepted=4)
+    assert statuses(session, edition_id) == ["sending"] * 6, "nothing written before the group ends"
+
+    result = reconcile(session, now=later(), stale_after=STALE, marks=marks)
+    session.commit()
+    # The four accepted are sent by the mark; the one in flight (and the next, which the mark
+    # cannot tell apart from it) are uncertain; nothing was sent twice.
+    assert (result.recorded, result.uncertain, result.untried) == (4, 2, 0)
+    assert statuses(session, edition_id) == ["sent"] * 4 + ["uncertain"] * 2
+    assert [rcpt for _, rcpt, _ in first.sent] == READERS[:4]
+
+
+def test_resuming_after_a_killed_worker_mails_everyone_else_exactly_once(
+    session: Session, daily_list: NewsletterList, now: datetime, settings: Settings,
+    marks: ProgressMarks,
+) -> None:  # fmt: skip
+    readers = [f"reader{i}@example.com" for i in range(10)]
+    edition = edition_with_readers(session, daily_list, readers, now=now, settings=settings)
+    start_sending(session, edition.id, now=now)
+    session.commit()
+    first = killed_after(session, edition.id, settings, marks, accepted=7)  # in the 2nd group
+    reconcile(session, now=later(), stale_after=STALE, marks=marks)
+    session.commit()
+    second = MemoryTransport()
+    run(session, edition.id, second, settings, marks)
+    received = [rcpt for _, rcpt, _ in first.sent + second.sent]
+    assert received == readers[:7] + readers[9:]
+    state = progress(session, edition.id, now=TEST_NOW)
+    assert (state.status, state.sent, state.uncertain) == (EditionStatus.SENT, 8, 2)
+
+
+def test_a_worker_killed_before_its_first_message_leaves_it_uncertain_and_the_rest_queued(
+    session: Session, edition_id: int, settings: Settings, marks: ProgressMarks
+) -> None:
+    killed_after(session, edition_id, settings, marks, accepted=0)
+    result = reconcile(session, now=later(), stale_after=STALE, marks=marks)
+    session.commit()
+    assert (result.recorded, result.uncertain, result.untried) == (0, 2, 4)
+    assert statuses(session, edition_id) == ["uncertain"] * 2 + ["queued"] * 4
+
+
+def test_a_lost_mark_leaves_the_whole_group_uncertain(
+    session: Session, edition_id: int, settings: Settings, marks: ProgressMarks,
+    client: redis.Redis,
+) -> None:  # fmt: skip
+    killed_after(session, edition_id, settings, marks, accepted=3)
+    for claim in claims(session, edition_id):
+        client.delete(PREFIX + claim)  # Redis restarted without its data
+    result = reconcile(session, now=later(), stale_after=STALE, marks=marks)
+    session.commit()
+    assert (result.recorded, result.uncertain) == (0, 6)
+    rows = session.scalars(select(Delivery).where(Delivery.edition_id == edition_id)).all()
+    assert {(str(row.status), row.last_error) for row in rows} == {("uncertain", NO_MARK)}
+
+
+class Unreachable(ProgressMarks):
+    def read(self, claims: object) -> dict[str, int | None]:
+        raise MarksUnavailable("Connection refused")
+
+
+def test_a_reconcile_that_cannot_read_the_marks_leaves_the_claim_for_the_next(
+    session: Session, edition_id: int, settings: Settings, marks: ProgressMarks,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    killed_after(session, edition_id, settings, marks, accepted=3)
+    with caplog.at_level(logging.WARNING):
+        blind = reconcile(session, now=later(), stale_after=STALE, marks=Unreachable())
+    session.commit()
+    assert (blind.recorded, blind.uncertain, blind.untried) == (0, 0, 0)
+    assert statuses(session, edition_id) == ["sending"] * 6
+    assert "left for the next reconcile: Connection refused" in caplog.text
+
+    result = reconcile(session, now=later(), stale_after=STALE, marks=marks)
+    session.commit()
+    assert (result.recorded, result.uncertain) == (3, 2)
+
+
+def test_a_worker_that_loses_redis_mid_group_records_the_rest_in_the_database(
+    session: Session, edition_id: int, settings: Settings, redis_url: str, client: redis.Redis,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    impatient = RedisMarks(redis.Redis.from_url(redis_url, socket_timeout=0.2))
+    # Redis stops answering writes for a while after the second message (a real pause).
+    transport = Dies(len(READERS) + 1)
+    original = transport.send
+
+    def pausing(sender: str, recipient: str, message: bytes) -> None:
+        original(sender, recipient, message)
+        if len(transport.sent) == 2:
+            client.client_pause(600, all=False)
+
+    transport.send = pausing  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING):
+        run(session, edition_id, transport, settings, impatient)
+    impatient.close()
+    assert statuses(session, edition_id) == ["sent"] * 6
+    assert "records each message in the database" in caplog.text
+
+
+def test_after_losing_redis_a_killed_worker_costs_no_more_than_the_message_in_flight(
+    session: Session, edition_id: int, settings: Settings, redis_url: str, client: redis.Redis,
+    marks: ProgressMarks,
+) -> None:  # fmt: skip
+    impatient = RedisMarks(redis.Redis.from_url(redis_url, socket_timeout=0.2))
+    transport = Dies(4)
+    original = transport.send
+
+    def pausing(sender: str, recipient: str, message: bytes) -> None:
+        original(sender, recipient, message)
+        if len(transport.sent) == 1:
+            client.client_pause(600, all=False)  # the mark stays behind from here on
+
+    transport.send = pausing  # type: ignore[method-assign]
+    with pytest.raises(WorkerKilled):
+        run(session, edition_id, transport, settings, impatient)
+    session.rollback()
+    impatient.close()
+    # Messages 2-4 were accepted with the mark stuck: each was recorded in the database
+    # instead, so the stale mark costs nothing.
+    result = reconcile(session, now=later(), stale_after=STALE, marks=marks)
+    session.commit()
+    assert statuses(session, edition_id) == ["sent"] * 4 + ["uncertain"] * 2
+    assert result.uncertain == 2
