@@ -16,6 +16,7 @@ one for the body. What can go wrong, and what happens:
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import smtplib
@@ -120,6 +121,13 @@ def _check_address(address: str) -> None:
         raise PermanentFailure(f"refusing to send to the malformed address {address!r}")
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """Loading the system's CA certificates takes milliseconds: done once per process, not
+    once per connection."""
+    return ssl.create_default_context()
+
+
 class SMTPSession:
     """One connection to one relay, after EHLO, STARTTLS and login."""
 
@@ -127,7 +135,7 @@ class SMTPSession:
         self.relay = relay
         self.messages = 0
         self.pid = os.getpid()
-        context = ssl.create_default_context()
+        context = _tls_context() if relay.tls != "none" else None
         connection: smtplib.SMTP | None = None
         try:
             if relay.tls == "ssl":
