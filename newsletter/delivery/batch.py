@@ -193,7 +193,10 @@ def deliver_batch(
     receipts = receipts_for(session, batch, settings.delivery_receipts, marks)
     with transport, receipts:
         lease = Lease.start(settings, batch, receipts.in_flight, marked=receipts.marked)
-        receipts.begin(lease.claim)
+        if not receipts.begin(lease.claim):
+            # No progress mark to be had: each outcome goes to the database before the next
+            # message, under a claim whose token says so.
+            lease = Lease.start(settings, batch, 1)
         lease.reserve(session, clock())
         session.commit()
         while True:
@@ -219,6 +222,9 @@ def deliver_batch(
                 clock,
             )  # fmt: skip
             if result.connection_lost or result.retry_after is not None or result.lease_lost:
+                break
+            if receipts.lost_marks:
+                result.more = True  # the rest under a fresh claim, whose token fits
                 break
         # What it reserved and did not get to is free for the next run at once.
         receipts.unreserve(lease.claim)

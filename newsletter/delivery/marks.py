@@ -13,9 +13,15 @@ message, so a row up to the mark that is still ``sending`` can only have been ac
 
 A missing mark (Redis restarted without its data, or the key expired) leaves the reconciler
 knowing nothing: the claim's rows still ``sending`` all count as uncertain, as with
-``delivery_receipts = "group"``. A worker that loses Redis mid-group writes what it has to
-the database and then records each message there before the next (as ``"each"`` does), so a
-mark left behind can only be behind the database, never ahead of what was recorded.
+``delivery_receipts = "group"``. So does a mark written by another Redis process than the
+one answering now: each mark carries the ``run_id`` of the server that took it, because a
+Redis restarted from a snapshot, or a replica promoted after a failover, may hold an older
+value of the mark, and rows past an old mark may have been sent.
+
+A worker that loses Redis mid-group writes what it has to the database, records each later
+message of the group there before the next, and ends its run: so a mark left behind is
+behind the database, never ahead of what was recorded, and the rest of the range goes to a
+fresh run whose claim says how it records.
 """
 
 from __future__ import annotations
@@ -67,7 +73,8 @@ class ProgressMarks:
         raise NotImplementedError
 
     def read(self, claims: Sequence[str]) -> dict[str, int | None]:
-        """Each claim's mark; None where there is none."""
+        """Each claim's mark; None where there is none, or where the server that took it is
+        not the one answering now."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -80,6 +87,7 @@ class RedisMarks(ProgressMarks):
     def __init__(self, client: redis.Redis, *, ttl_s: int = MARK_TTL_S) -> None:
         self._client = client
         self._ttl = str(ttl_s * 1000)
+        self._stamp = b""  # b"<run_id>:" of the server the run's marks go to
         # redis-py's Connection: untyped, hence Any. Held for the run, for the pipelining.
         self._connection: Any = None
         self._owed = False
@@ -98,19 +106,25 @@ class RedisMarks(ProgressMarks):
         self._owed = False
         return MarksUnavailable(f"{what}: {error}")
 
+    def _run_id(self) -> bytes:
+        info = cast(dict[str, Any], self._client.info("server"))
+        return str(info["run_id"]).encode()
+
     def begin(self, claim: str) -> None:
         self.settle()
         try:
+            self._stamp = self._run_id() + b":"
             link = self._link()
-            link.send_command("SET", PREFIX + claim, 0, "PX", self._ttl)
+            link.send_command("SET", PREFIX + claim, self._stamp + b"0", "PX", self._ttl)
             link.read_response()
         except (redis.RedisError, OSError) as error:
             raise self._fail(f"starting the mark of claim {claim}", error) from error
 
     def advance(self, claim: str, delivery_id: int) -> None:
         self.settle()
+        mark = self._stamp + str(delivery_id).encode()
         try:
-            self._link().send_command("SET", PREFIX + claim, delivery_id, "PX", self._ttl)
+            self._link().send_command("SET", PREFIX + claim, mark, "PX", self._ttl)
         except (redis.RedisError, OSError) as error:
             raise self._fail(f"marking delivery {delivery_id}", error) from error
         self._owed = True
@@ -137,12 +151,20 @@ class RedisMarks(ProgressMarks):
             return {}
         try:
             values = cast(list[bytes | None], self._client.mget([PREFIX + c for c in claims]))
+            run_id = self._run_id()
         except (redis.RedisError, OSError) as error:
             raise MarksUnavailable(f"reading progress marks: {error}") from error
-        return {
-            claim: None if value is None else int(value)
-            for claim, value in zip(claims, values, strict=True)
-        }
+        marks: dict[str, int | None] = {}
+        for claim, value in zip(claims, values, strict=True):
+            taken_by, _, mark = (value or b"").rpartition(b":")
+            if value is not None and taken_by != run_id:
+                log.warning(
+                    "the mark of claim %s was taken by another Redis process (%s, now %s): "
+                    "it may be older than the claim's progress, so it is not used",
+                    claim, taken_by.decode(errors="replace"), run_id.decode(),
+                )  # fmt: skip
+            marks[claim] = int(mark) if value is not None and taken_by == run_id else None
+        return marks
 
     def close(self) -> None:
         if self._connection is not None:

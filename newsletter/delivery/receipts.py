@@ -116,8 +116,16 @@ class Receipts:
     ) -> None:
         self._close()
 
-    def begin(self, claim: str) -> None:
-        """The run's claim is about to reserve rows: nothing to do but for marks."""
+    def begin(self, claim: str) -> bool:
+        """The run's claim is about to reserve rows; False if it cannot record as its token
+        says (marks without a Redis), and the run takes another."""
+        return True
+
+    @property
+    def lost_marks(self) -> bool:
+        """The run lost its progress marks mid-way: it ends after this group, and the rest
+        goes to a fresh run under a claim that says how it records."""
+        return False
 
     def _close(self, *, discard: bool = False) -> None:
         """Give the connection back to the pool, or (``discard``) close it for good."""
@@ -356,17 +364,23 @@ class MarkedReceipts(GroupReceipts):
         self._mark_claim: str | None = None
         self.degraded = False
 
-    def begin(self, claim: str) -> None:
-        self._mark_claim = claim
+    def begin(self, claim: str) -> bool:
         try:
             self._marks.begin(claim)
         except MarksUnavailable as error:
-            self._degrade(error)
+            self._degrade(error, claim)
+            return False
+        self._mark_claim = claim
+        return True
 
-    def _degrade(self, error: MarksUnavailable) -> None:
+    @property
+    def lost_marks(self) -> bool:
+        return self.degraded and self._mark_claim is not None
+
+    def _degrade(self, error: MarksUnavailable, claim: str | None) -> None:
         log.warning(
             "progress marks unavailable (%s): claim %s records each message in the database",
-            error, self._mark_claim,
+            error, claim,
         )  # fmt: skip
         self.degraded = True
 
@@ -377,7 +391,7 @@ class MarkedReceipts(GroupReceipts):
                 self._marks.advance(claim, delivery_id)
                 return True
             except MarksUnavailable as error:
-                self._degrade(error)
+                self._degrade(error, claim)
         return self.flush()
 
     def __exit__(
@@ -387,15 +401,32 @@ class MarkedReceipts(GroupReceipts):
         tb: TracebackType | None,
     ) -> None:
         try:
-            # A run that ended cleanly has every outcome in the database: its mark is done
-            # with. One that raised keeps it, for the reconciler.
-            if exc is None and self._connection is not None:
+            if exc is None:
+                # Every outcome is in the database: the mark is done with.
                 self.flush()
                 if self._mark_claim is not None and not self.degraded:
                     self._marks.end(self._mark_claim)
+            elif isinstance(exc, Exception):  # not on the way out of the process
+                self._flush_known(exc)
         finally:
-            self._marks.close()
-            super().__exit__(exc_type, exc, tb)
+            try:
+                self._marks.close()
+            finally:
+                super().__exit__(exc_type, exc, tb)
+
+    def _flush_known(self, exc: BaseException) -> None:
+        """A run that raised (not for the database, say a time limit) still writes the
+        outcomes it knows, rather than leave them to its mark; the mark stays, for the
+        reconciler, should this fail too."""
+        if not self._sent or self._connection is None:
+            return
+        try:
+            self.flush()
+        except Exception as error:  # the original exception is the one to raise
+            log.warning(
+                "after %r, %s sent outcomes of claim %s were left to its progress mark: %s",
+                exc, len(self._sent), self._claim, error,
+            )  # fmt: skip
 
 
 def receipts_for(

@@ -89,8 +89,12 @@ def _progress(
     if not wanted:
         return {}
     if marks is None:
-        log.warning("no Redis configured to read the progress marks of claims %s", wanted)
-        return dict.fromkeys(wanted)
+        log.error(
+            "claims %s keep their progress in Redis, and none is configured here "
+            "(NEWSLETTER_REDIS_URL): they are left for a reconcile that can read them",
+            wanted,
+        )  # fmt: skip
+        return None
     try:
         return marks.read(wanted)
     except MarksUnavailable as error:
@@ -110,8 +114,9 @@ def release_stale_claims(
 
     Of a revoked claim's unrecorded rows, those up to its progress mark (``marks``) are
     recorded as sent, the next one or two (in flight) are marked uncertain and the rest
-    queued again; a marked claim whose mark is gone has all of them uncertain, and one whose
-    mark Redis cannot give right now is left for the next run. The range a claim leaves
+    queued again; a marked claim whose mark is gone (or was taken by another Redis process)
+    has all of them uncertain, and one whose mark cannot be read right now (Redis down, or
+    not configured here) is left for the next run. The range a claim leaves
     behind is returned once, to be enqueued once: the
     next run finds nothing of it left to revoke. The revocation is conditional on the lease
     still being expired when it runs, so a claim renewed meanwhile keeps its rows.

@@ -65,6 +65,7 @@ def later() -> datetime:
 def client(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
     yield client
+    client.client_unpause()  # a test that paused Redis leaves it answering for the next
     client.close()
 
 
@@ -229,7 +230,7 @@ def test_a_reconcile_that_cannot_read_the_marks_leaves_the_claim_for_the_next(
     assert (result.recorded, result.uncertain) == (3, 2)
 
 
-def test_a_worker_that_loses_redis_mid_group_records_the_rest_in_the_database(
+def test_a_worker_that_loses_redis_mid_group_records_the_rest_and_ends_its_run(
     session: Session, edition_id: int, settings: Settings, redis_url: str, client: redis.Redis,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
@@ -275,3 +276,50 @@ def test_after_losing_redis_a_killed_worker_costs_no_more_than_the_message_in_fl
     session.commit()
     assert statuses(session, edition_id) == ["sent"] * 4 + ["uncertain"] * 2
     assert result.uncertain == 2
+
+
+def test_a_mark_taken_by_another_redis_process_is_not_trusted(
+    session: Session, edition_id: int, settings: Settings, marks: ProgressMarks,
+    client: redis.Redis, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    killed_after(session, edition_id, settings, marks, accepted=1)
+    for claim in claims(session, edition_id):
+        # A Redis restored from an older snapshot, or a replica promoted after a failover:
+        # its mark may be behind what was sent.
+        client.set(PREFIX + claim, b"0123456789abcdef0123456789abcdef01234567:5")
+    with caplog.at_level(logging.WARNING):
+        result = reconcile(session, now=later(), stale_after=STALE, marks=marks)
+    session.commit()
+    assert (result.recorded, result.uncertain) == (0, 6)
+    assert "taken by another Redis process" in caplog.text
+
+
+def test_a_reconcile_without_redis_leaves_marked_claims_alone(
+    session: Session, edition_id: int, settings: Settings, marks: ProgressMarks,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    killed_after(session, edition_id, settings, marks, accepted=3)
+    with caplog.at_level(logging.ERROR):
+        result = reconcile(session, now=later(), stale_after=STALE, marks=None)
+    session.commit()
+    assert (result.recorded, result.uncertain, result.untried) == (0, 0, 0)
+    assert statuses(session, edition_id) == ["sending"] * 6
+    assert "NEWSLETTER_REDIS_URL" in caplog.text
+
+
+def test_without_a_reachable_redis_a_run_claims_as_one_recording_each_message(
+    session: Session, edition_id: int, settings: Settings,
+) -> None:  # fmt: skip
+    seen: list[set[str]] = []
+    transport = Dies(len(READERS) + 1)
+    original = transport.send
+
+    def looking(sender: str, recipient: str, message: bytes) -> None:
+        original(sender, recipient, message)
+        seen.append(claims(session, edition_id))
+
+    transport.send = looking  # type: ignore[method-assign]
+    nowhere = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    run(session, edition_id, transport, settings, RedisMarks(nowhere))
+    assert [token[:3] for token in set().union(*seen)] == ["r1-"]
+    assert statuses(session, edition_id) == ["sent"] * 6
