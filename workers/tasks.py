@@ -18,6 +18,7 @@ from newsletter.config import get_settings
 from newsletter.db import session_scope
 from newsletter.delivery.errors import ConnectionLost, PermanentFailure, TemporaryFailure
 from newsletter.delivery.fanout import BatchRange
+from newsletter.delivery.marks import close_clients
 from newsletter.delivery.transports import close_pooled_connections
 from newsletter.editions.dispatch import dispatch_due
 from newsletter.feeds import due_feeds, poll_due_feed
@@ -42,6 +43,7 @@ def _handoff() -> handoff.CeleryHandoff:
 @worker_process_shutdown.connect
 def _quit_smtp_connections(**_: object) -> None:
     close_pooled_connections()
+    close_clients()
 
 
 @shared_task(name="workers.tasks.send_edition")

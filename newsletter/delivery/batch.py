@@ -224,8 +224,13 @@ def deliver_batch(
             if result.connection_lost or result.retry_after is not None or result.lease_lost:
                 break
             if receipts.lost_marks:
-                result.more = True  # the rest under a fresh claim, whose token fits
-                break
+                # The rest of the range under a fresh claim whose token says each outcome is
+                # in the database: what the old one left reserved is freed and taken again.
+                receipts.unreserve(lease.claim)
+                receipts.switched()
+                lease = Lease.start(settings, batch, 1)
+                lease.reserve(session, clock())
+                session.commit()
         # What it reserved and did not get to is free for the next run at once.
         receipts.unreserve(lease.claim)
         result.fenced = receipts.fenced

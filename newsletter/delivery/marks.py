@@ -18,14 +18,15 @@ one answering now: each mark carries the ``run_id`` of the server that took it, 
 Redis restarted from a snapshot, or a replica promoted after a failover, may hold an older
 value of the mark, and rows past an old mark may have been sent.
 
-A worker that loses Redis mid-group writes what it has to the database, records each later
-message of the group there before the next, and ends its run: so a mark left behind is
-behind the database, never ahead of what was recorded, and the rest of the range goes to a
-fresh run whose claim says how it records.
+A worker that loses Redis mid-group writes what it has to the database and records each
+later message of the group there before the next: so a mark left behind is behind the
+database, never ahead of what was recorded. After the group it takes the rest of its range
+under a fresh claim whose token says how it records (``r1-``), and sends on.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from collections.abc import Sequence
@@ -33,7 +34,9 @@ from typing import Any, cast
 
 import redis
 
-__all__ = ["MARK_TTL_S", "MarksUnavailable", "ProgressMarks", "RedisMarks", "marks_for"]
+__all__ = [
+    "MARK_TTL_S", "MarksUnavailable", "ProgressMarks", "RedisMarks", "close_clients", "marks_for",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -191,3 +194,13 @@ def marks_for(redis_url: str) -> ProgressMarks | None:
                 redis_url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S
             )
     return RedisMarks(client)
+
+
+@atexit.register
+def close_clients() -> None:
+    """Hang up on the Redis servers the marks went to, rather than leave it to the collector."""
+    with _CLIENTS_LOCK:
+        clients = list(_CLIENTS.values())
+        _CLIENTS.clear()
+    for client in clients:
+        client.close()

@@ -123,9 +123,12 @@ class Receipts:
 
     @property
     def lost_marks(self) -> bool:
-        """The run lost its progress marks mid-way: it ends after this group, and the rest
-        goes to a fresh run under a claim that says how it records."""
+        """The run lost its progress marks mid-way: after this group, the rest of its range
+        goes under a fresh claim that says how it records (:meth:`switched`)."""
         return False
+
+    def switched(self) -> None:
+        """The run has taken a claim that records each outcome in the database."""
 
     def _close(self, *, discard: bool = False) -> None:
         """Give the connection back to the pool, or (``discard``) close it for good."""
@@ -376,6 +379,9 @@ class MarkedReceipts(GroupReceipts):
     @property
     def lost_marks(self) -> bool:
         return self.degraded and self._mark_claim is not None
+
+    def switched(self) -> None:
+        self._mark_claim = None  # its mark is behind the database: left to expire
 
     def _degrade(self, error: MarksUnavailable, claim: str | None) -> None:
         log.warning(

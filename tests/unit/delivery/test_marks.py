@@ -230,17 +230,21 @@ def test_a_reconcile_that_cannot_read_the_marks_leaves_the_claim_for_the_next(
     assert (result.recorded, result.uncertain) == (3, 2)
 
 
-def test_a_worker_that_loses_redis_mid_group_records_the_rest_and_ends_its_run(
+def test_a_worker_that_loses_redis_mid_group_sends_on_recording_each_message(
     session: Session, edition_id: int, settings: Settings, redis_url: str, client: redis.Redis,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
     impatient = RedisMarks(redis.Redis.from_url(redis_url, socket_timeout=0.2))
-    # Redis stops answering writes for a while after the second message (a real pause).
+    # Groups of three; Redis stops answering writes for a while after the second message (a
+    # real pause).
+    settings = settings.model_copy(update={"delivery_flush_size": 3})
     transport = Dies(len(READERS) + 1)
     original = transport.send
+    tokens: list[str] = []
 
     def pausing(sender: str, recipient: str, message: bytes) -> None:
         original(sender, recipient, message)
+        tokens.extend(claims(session, edition_id))
         if len(transport.sent) == 2:
             client.client_pause(600, all=False)
 
@@ -250,6 +254,9 @@ def test_a_worker_that_loses_redis_mid_group_records_the_rest_and_ends_its_run(
     impatient.close()
     assert statuses(session, edition_id) == ["sent"] * 6
     assert "records each message in the database" in caplog.text
+    # The first group under its marked claim; the next under one that says each outcome is
+    # in the database.
+    assert [token[:3] for token in dict.fromkeys(tokens)] == ["m2-", "r1-"]
 
 
 def test_after_losing_redis_a_killed_worker_costs_no_more_than_the_message_in_flight(
