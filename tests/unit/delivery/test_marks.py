@@ -39,18 +39,30 @@ class WorkerKilled(BaseException):
 
 
 class Dies(MemoryTransport):
-    """Accepts ``accepted`` messages, then the worker dies handing over the next."""
+    """Accepts ``accepted`` messages (by default all of them), then the worker dies handing
+    over the next. ``after[n]`` runs once the n-th message (from 1) was accepted; with
+    ``watch``, ``tokens`` keeps the claims it returns after each message."""
 
-    def __init__(self, accepted: int, before: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self, accepted: int = len(READERS) + 1, *,
+        after: dict[int, Callable[[], None]] | None = None,
+        watch: Callable[[], set[str]] | None = None,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.accepted = accepted
-        self.before = before
+        self.after = after or {}
+        self.watch = watch
+        self.tokens: list[str] = []
 
     def send(self, sender: str, recipient: str, message: bytes) -> None:
         if len(self.sent) == self.accepted:
-            self.before()
             raise WorkerKilled
         super().send(sender, recipient, message)
+        if self.watch is not None:
+            self.tokens.extend(self.watch())
+        action = self.after.get(len(self.sent))
+        if action is not None:
+            action()
 
 
 def clock() -> datetime:
@@ -104,9 +116,8 @@ def run(
 
 def killed_after(
     session: Session, edition_id: int, settings: Settings, marks: ProgressMarks, accepted: int,
-    before: Callable[[], None] = lambda: None,
 ) -> MemoryTransport:  # fmt: skip
-    transport = Dies(accepted, before)
+    transport = Dies(accepted)
     with pytest.raises(WorkerKilled):
         run(session, edition_id, transport, settings, marks)
     session.rollback()
@@ -133,17 +144,9 @@ def test_a_clean_run_writes_every_outcome_and_leaves_no_mark(
     session: Session, edition_id: int, settings: Settings, marks: ProgressMarks,
     client: redis.Redis,
 ) -> None:  # fmt: skip
-    seen: list[set[str]] = []
-    transport = Dies(len(READERS) + 1)
-    original = transport.send
-
-    def looking(sender: str, recipient: str, message: bytes) -> None:
-        original(sender, recipient, message)
-        seen.append(claims(session, edition_id))
-
-    transport.send = looking  # type: ignore[method-assign]
+    transport = Dies(watch=lambda: claims(session, edition_id))
     run(session, edition_id, transport, settings, marks)
-    claim = next(iter(seen[0]))
+    claim = transport.tokens[0]
     assert marked(claim)
     assert statuses(session, edition_id) == ["sent"] * 6
     assert client.exists(PREFIX + claim) == 0
@@ -238,17 +241,10 @@ def test_a_worker_that_loses_redis_mid_group_sends_on_recording_each_message(
     # Groups of three; Redis stops answering writes for a while after the second message (a
     # real pause).
     settings = settings.model_copy(update={"delivery_flush_size": 3})
-    transport = Dies(len(READERS) + 1)
-    original = transport.send
-    tokens: list[str] = []
-
-    def pausing(sender: str, recipient: str, message: bytes) -> None:
-        original(sender, recipient, message)
-        tokens.extend(claims(session, edition_id))
-        if len(transport.sent) == 2:
-            client.client_pause(600, all=False)
-
-    transport.send = pausing  # type: ignore[method-assign]
+    transport = Dies(
+        after={2: lambda: client.client_pause(600, all=False)},
+        watch=lambda: claims(session, edition_id),
+    )
     with caplog.at_level(logging.WARNING):
         run(session, edition_id, transport, settings, impatient)
     impatient.close()
@@ -256,7 +252,7 @@ def test_a_worker_that_loses_redis_mid_group_sends_on_recording_each_message(
     assert "records each message in the database" in caplog.text
     # The first group under its marked claim; the next under one that says each outcome is
     # in the database.
-    assert [token[:3] for token in dict.fromkeys(tokens)] == ["m2-", "r1-"]
+    assert [token[:3] for token in dict.fromkeys(transport.tokens)] == ["m2-", "r1-"]
 
 
 def test_after_losing_redis_a_killed_worker_costs_no_more_than_the_message_in_flight(
@@ -264,15 +260,8 @@ def test_after_losing_redis_a_killed_worker_costs_no_more_than_the_message_in_fl
     marks: ProgressMarks,
 ) -> None:  # fmt: skip
     impatient = RedisMarks(redis.Redis.from_url(redis_url, socket_timeout=0.2))
-    transport = Dies(4)
-    original = transport.send
-
-    def pausing(sender: str, recipient: str, message: bytes) -> None:
-        original(sender, recipient, message)
-        if len(transport.sent) == 1:
-            client.client_pause(600, all=False)  # the mark stays behind from here on
-
-    transport.send = pausing  # type: ignore[method-assign]
+    # Redis paused after the first message: the mark stays behind from there on.
+    transport = Dies(4, after={1: lambda: client.client_pause(600, all=False)})
     with pytest.raises(WorkerKilled):
         run(session, edition_id, transport, settings, impatient)
     session.rollback()
@@ -317,16 +306,8 @@ def test_a_reconcile_without_redis_leaves_marked_claims_alone(
 def test_without_a_reachable_redis_a_run_claims_as_one_recording_each_message(
     session: Session, edition_id: int, settings: Settings,
 ) -> None:  # fmt: skip
-    seen: list[set[str]] = []
-    transport = Dies(len(READERS) + 1)
-    original = transport.send
-
-    def looking(sender: str, recipient: str, message: bytes) -> None:
-        original(sender, recipient, message)
-        seen.append(claims(session, edition_id))
-
-    transport.send = looking  # type: ignore[method-assign]
+    transport = Dies(watch=lambda: claims(session, edition_id))
     nowhere = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
     run(session, edition_id, transport, settings, RedisMarks(nowhere))
-    assert [token[:3] for token in set().union(*seen)] == ["r1-"]
+    assert [token[:3] for token in set(transport.tokens)] == ["r1-"]
     assert statuses(session, edition_id) == ["sent"] * 6
