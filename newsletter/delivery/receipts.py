@@ -424,14 +424,15 @@ class MarkedReceipts(GroupReceipts):
         """A run that raised (not for the database, say a time limit) still writes the
         outcomes it knows, rather than leave them to its mark; the mark stays, for the
         reconciler, should this fail too."""
-        if not self._sent or self._connection is None:
+        known = len(self._sent)  # flush() empties the list before it writes
+        if not known or self._connection is None:
             return
         try:
             self.flush()
         except Exception as error:  # the original exception is the one to raise
             log.warning(
                 "after %r, %s sent outcomes of claim %s were left to its progress mark: %s",
-                exc, len(self._sent), self._claim, error,
+                exc, known, self._claim, error,
             )  # fmt: skip
 
 
