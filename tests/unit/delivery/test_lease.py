@@ -22,10 +22,8 @@ from newsletter.delivery import lease
 from newsletter.delivery.fanout import pending_batches
 from newsletter.delivery.progress import progress
 from newsletter.delivery.transports import MemoryTransport
-from newsletter.editions.lifecycle import start_sending
 from newsletter.editions.sending import reconcile, retry_uncertain, run_batch
-from newsletter.models import Delivery, DeliveryStatus, EditionStatus, NewsletterList
-from tests.factories import edition_with_readers
+from newsletter.models import Delivery, DeliveryStatus, EditionStatus
 
 READERS = [f"reader{i}@example.com" for i in range(6)]
 STALE = timedelta(minutes=20)
@@ -55,16 +53,6 @@ def settings(settings: Settings) -> Settings:
     return settings.model_copy(
         update={"delivery_flush_size": 3, "delivery_lease_seconds": 120, "smtp_timeout": 30}
     )
-
-
-@pytest.fixture
-def edition_id(
-    session: Session, daily_list: NewsletterList, now: datetime, settings: Settings
-) -> int:
-    edition = edition_with_readers(session, daily_list, READERS, now=now, settings=settings)
-    start_sending(session, edition.id, now=now)
-    session.commit()
-    return edition.id
 
 
 class Pausing(MemoryTransport):

@@ -96,16 +96,6 @@ def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"delivery_flush_size": 6, "delivery_receipts": "marks"})
 
 
-@pytest.fixture
-def edition_id(
-    session: Session, daily_list: NewsletterList, now: datetime, settings: Settings
-) -> int:
-    edition = edition_with_readers(session, daily_list, READERS, now=now, settings=settings)
-    start_sending(session, edition.id, now=now)
-    session.commit()
-    return edition.id
-
-
 def run(
     session: Session, edition_id: int, transport: MemoryTransport, settings: Settings,
     marks: ProgressMarks | None,
