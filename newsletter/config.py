@@ -94,6 +94,23 @@ class Settings(BaseSettings):
     allow_private_feeds: bool = False
     trusted_proxies: str
     clock_start: datetime | None = None
+    bounce_address: str
+    unsubscribe_address: str
+    inbound_max_bytes: int
+    inbound_retention_days: int
+    bounce_soft_score: float
+    bounce_score_threshold: float
+    bounce_score_half_life_days: float
+    breaker_sample: int
+    breaker_min_messages: int
+    breaker_hard_bounce_rate: float
+    breaker_complaint_rate: float
+    imap_url: str
+    imap_processed_folder: str
+    webhook_ses_topic_arns: str
+    webhook_sendgrid_public_key: str
+    webhook_mailgun_signing_key: str
+    webhook_postmark_credentials: str
 
     @classmethod
     def settings_customise_sources(
@@ -175,6 +192,11 @@ class Settings(BaseSettings):
                 "random value before anyone else can reach this server."
             )
         return warnings
+
+    @property
+    def unsubscribe_mailbox(self) -> str:
+        """The address in the ``mailto:`` of ``List-Unsubscribe``."""
+        return self.unsubscribe_address or f"unsubscribe@{self.message_domain}"
 
     @property
     def message_domain(self) -> str:

@@ -40,6 +40,8 @@ from newsletter.delivery.marks import marks_for
 from newsletter.delivery.transports import outgoing_transport
 from newsletter.editions import lifecycle, sending
 from newsletter.editions.service import get_edition, test_message
+from newsletter.inbound import intake, process
+from newsletter.inbound.policy import Signal
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,8 @@ def deliver(
         batch.edition_id, batch.first_id, batch.last_id,
         result.sent, result.failed, result.skipped, result.uncertain, result.retry,
     )  # fmt: skip
+    if result.refused:
+        record_refusals(batch.edition_id, result.refused, settings, clock)
     for countdown, attempt in follow_ups(result, retries, settings):
         handoff.deliver(batch, countdown=countdown, retries=attempt)
     if result.needs_retry and retries >= MAX_BATCH_RETRIES:
@@ -120,6 +124,82 @@ def deliver(
             result.retry, retries,
         )  # fmt: skip
     return result
+
+
+def record_refusals(
+    edition_id: int, refused: list[tuple[int, str]], settings: Settings, clock: Clock
+) -> None:
+    """Apply the bounce policy to readers the server refused during a batch."""
+    try:
+        with session_scope(settings.database_url) as session:
+            now = clock()
+            process.record_refusals(session, edition_id, refused, settings=settings, now=now)
+            process.trip_breakers(session, [edition_id], settings=settings, now=now)
+    except Exception:
+        # The ledger holds each refusal; the next edition's refusal brings the reader back.
+        log.exception("edition %s: could not apply the bounce policy to %s refusals",
+                      edition_id, len(refused))  # fmt: skip
+
+
+def process_inbound(message_id: int, settings: Settings, clock: Clock) -> list[int]:
+    """Process one stored returned message; returns the editions it paused.
+
+    A message whose processing raises is marked failed with the error, for an operator,
+    rather than retried forever.
+    """
+    try:
+        with session_scope(settings.database_url) as session:
+            now = clock()
+            editions = process.process(session, message_id, settings=settings, now=now)
+            return process.trip_breakers(session, editions, settings=settings, now=now)
+    except Exception as error:
+        log.exception("returned message %s could not be processed", message_id)
+        with session_scope(settings.database_url) as session:
+            intake.mark_failed(session, message_id, f"{type(error).__name__}: {error}")
+        return []
+
+
+def process_pending_inbound(settings: Settings, clock: Clock) -> int:
+    """Process what was stored and not processed (a crash, a restart); returns how many."""
+    done = 0
+    while True:
+        with session_scope(settings.database_url) as session:
+            ids = intake.pending(session)
+        if not ids:
+            return done
+        for message_id in ids:
+            process_inbound(message_id, settings, clock)
+        done += len(ids)
+
+
+def record_provider_event(
+    raw: bytes, signals: list[Signal], *, source: str, external_id: str,
+    settings: Settings, clock: Clock,
+) -> bool:  # fmt: skip
+    """Record and apply one provider webhook event, committed before the webhook answers;
+    False if the provider had delivered it before."""
+    with session_scope(settings.database_url) as session:
+        now = clock()
+        editions = process.record_provider_event(
+            session, raw, signals, source=source, external_id=external_id, settings=settings,
+            now=now,
+        )  # fmt: skip
+        if editions is None:
+            return False
+        process.trip_breakers(session, editions, settings=settings, now=now)
+    return True
+
+
+def store_inbound(
+    raw: bytes, envelope_from: str, recipients: list[str], source: str, settings: Settings,
+    clock: Clock, *, external_id: str | None = None,
+) -> int | None:  # fmt: skip
+    """Store a returned message and commit; its id (None: that provider event was stored)."""
+    with session_scope(settings.database_url) as session:
+        return intake.store(
+            session, raw, source=source, now=clock(), envelope_from=envelope_from,
+            recipients=recipients, external_id=external_id,
+        )  # fmt: skip
 
 
 def follow_ups(
@@ -366,8 +446,13 @@ __all__ = [
     "deliver",
     "enqueue_batches",
     "follow_ups",
+    "process_inbound",
+    "process_pending_inbound",
     "reconcile",
+    "record_provider_event",
+    "record_refusals",
     "send_notice",
     "send_test",
     "start_edition",
+    "store_inbound",
 ]

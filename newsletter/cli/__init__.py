@@ -7,7 +7,7 @@ import logging
 import typer
 from pydantic import ValidationError
 
-from newsletter.cli import db, digest, editors, feeds, lists, posts, subscribers
+from newsletter.cli import db, digest, editors, feeds, inbound, lists, posts, subscribers
 from newsletter.cli.common import CommandError, fail
 from newsletter.cli.demo import demo
 from newsletter.cli.dispatch import dispatch
@@ -39,6 +39,7 @@ app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(digest.app, name="digest")
 app.add_typer(editors.app, name="editors")
 app.add_typer(feeds.app, name="feeds")
+app.add_typer(inbound.app, name="inbound")
 app.command()(dispatch)
 app.command()(demo)
 app.command()(serve)

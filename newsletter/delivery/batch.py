@@ -62,6 +62,9 @@ class BatchResult:
     lease_lost: bool = False  # its claim's lease lapsed or was revoked: it stopped sending
     fenced: int = 0  # outcomes not recorded because the claim was revoked meanwhile
     errors: list[str] = field(default_factory=list)
+    # What the server said to each reader it refused outright (5xx): (subscriber id, reply),
+    # for the bounce policy, which reads them like bounces that came back at once.
+    refused: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def needs_retry(self) -> bool:
@@ -187,7 +190,7 @@ def deliver_batch(
     if edition is None:
         return result
     prepared = prepare_edition(edition, settings, now=clock())
-    list_id, sender = edition.list_id, prepared.from_address
+    list_id = edition.list_id
     started = time.monotonic()
     after_id = 0
     receipts = receipts_for(session, batch, settings.delivery_receipts, marks)
@@ -218,8 +221,7 @@ def deliver_batch(
             # trip to the database waits for a CPU.)
             session.commit()
             _send_group(
-                session, receipts, group, prepared, sender, transport, lease, settings, result,
-                clock,
+                session, receipts, group, prepared, transport, lease, settings, result, clock,
             )  # fmt: skip
             if result.connection_lost or result.retry_after is not None or result.lease_lost:
                 break
@@ -243,7 +245,6 @@ def _send_group(
     receipts: Receipts,
     group: list[tuple[Recipient, int, bool]],
     prepared: PreparedEdition,
-    sender: str,
     transport: Transport,
     lease: Lease,
     settings: Settings,
@@ -278,11 +279,13 @@ def _send_group(
         else:
             message = prepared.personalise(recipient)
             try:
-                transport.send(sender, recipient.email, message.data)
+                transport.send(message.sender, recipient.email, message.data)
             except PermanentFailure as error:
                 recorded = settle(recipient, DeliveryStatus.FAILED, attempts + 1, str(error),
                                   message.message_id)  # fmt: skip
                 result.failed += 1
+                if error.code is not None:
+                    result.refused.append((recipient.subscriber_id, str(error)))
             except TemporaryFailure as error:
                 status = _requeue_or_fail(attempts + 1, str(error), settings, result)
                 recorded = settle(recipient, status, attempts + 1, str(error), message.message_id)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from newsletter.config import Settings
 from newsletter.delivery.mime import build_message
 from newsletter.delivery.transports import Transport
+from newsletter.delivery.verp import NOTICE, ReturnPath, Tag
 from newsletter.models import NewsletterList, Subscriber
 from newsletter.rendering.render import render_email
 from newsletter.subscriptions.tokens import (
@@ -73,7 +74,17 @@ def _notice(
         html=email.html,
         headers={"Auto-Submitted": "auto-generated"},
     )
-    return Notice(sender.from_address, subscriber.email, data)
+    return Notice(
+        _envelope_sender(sender.from_address, subscriber.id, settings), subscriber.email, data
+    )
+
+
+def _envelope_sender(from_address: str, subscriber_id: int, settings: Settings) -> str:
+    """A notice's own VERP tag: a confirmation that bounces says the address is dead."""
+    return_path = ReturnPath.parse(settings.bounce_address, settings.secret_key)
+    if return_path is None:
+        return from_address
+    return return_path.address(Tag(NOTICE, subscriber_id))
 
 
 def _load(

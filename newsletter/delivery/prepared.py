@@ -26,9 +26,30 @@ from newsletter.delivery.mime_template import (
     compile_template,
     qp_value,
 )
+from newsletter.delivery.verp import DIGEST, ReturnPath, Tag
 from newsletter.models import Edition
 from newsletter.rendering.placeholders import Markers
 from newsletter.subscriptions.tokens import PREFERENCES, UNSUBSCRIBE, make_token
+
+
+def _message_tag(secret_key: str, edition_id: int, delivery_id: int) -> str:
+    message = f"{edition_id}.{delivery_id}".encode()
+    return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()[:12]
+
+
+def delivery_of_message_id(secret_key: str, message_id: str) -> tuple[int, int] | None:
+    """The (edition id, delivery id) one of our digests' Message-IDs names, if it verifies.
+
+    Complaints and bounces often quote the original's headers: its Message-ID is then a
+    signed name of the delivery, as good as the VERP tag.
+    """
+    local = message_id.strip().strip("<>").partition("@")[0]
+    parts = local.split(".")
+    if len(parts) != 3 or not (parts[0].isdigit() and parts[1].isdigit()):
+        return None
+    edition_id, delivery_id = int(parts[0]), int(parts[1])
+    expected = _message_tag(secret_key, edition_id, delivery_id)
+    return (edition_id, delivery_id) if hmac.compare_digest(parts[2], expected) else None
 
 
 @dataclass(frozen=True)
@@ -44,6 +65,8 @@ class Recipient:
 class Personalised:
     message_id: str
     data: bytes
+    # The envelope sender: the VERP address naming this delivery, or the From address.
+    sender: str
 
 
 @dataclass(frozen=True)
@@ -65,6 +88,8 @@ class PreparedEdition:
     secret_key: str
     date: datetime
     markers: Markers
+    return_path: ReturnPath | None = None
+    unsubscribe_mailbox: str = ""
 
     @property
     def list_id_header(self) -> str:
@@ -72,10 +97,14 @@ class PreparedEdition:
 
     def message_id(self, delivery_id: int) -> str:
         """Stable per delivery, so a retried message keeps its Message-ID."""
-        tag = hmac.new(
-            self.secret_key.encode(), f"{self.edition_id}.{delivery_id}".encode(), hashlib.sha256
-        ).hexdigest()[:12]
+        tag = _message_tag(self.secret_key, self.edition_id, delivery_id)
         return f"<{self.edition_id}.{delivery_id}.{tag}@{self.domain}>"
+
+    def envelope_sender(self, recipient: Recipient) -> str:
+        if self.return_path is None:
+            return self.from_address
+        tag = Tag(DIGEST, recipient.subscriber_id, self.edition_id)
+        return self.return_path.address(tag)
 
     def links(self, recipient: Recipient) -> tuple[str, str]:
         base = self.base_url.rstrip("/")
@@ -94,9 +123,8 @@ class PreparedEdition:
 
     def _list_unsubscribe(self, unsubscribe_url: str) -> str:
         token = unsubscribe_url.rsplit("/", 1)[1]
-        return (
-            f"<{unsubscribe_url}>, <mailto:unsubscribe@{self.domain}?subject=unsubscribe%20{token}>"
-        )
+        mailbox = self.unsubscribe_mailbox or f"unsubscribe@{self.domain}"
+        return f"<{unsubscribe_url}>, <mailto:{mailbox}?subject=unsubscribe%20{token}>"
 
     def _extra_headers(self) -> dict[str, str]:
         headers = {"Reply-To": self.reply_to} if self.reply_to else {}
@@ -135,7 +163,7 @@ class PreparedEdition:
             body_slot("html", "email"): qp_value(escaped),
         }
         data = self.template.render({k: v.encode("ascii") for k, v in values.items()})
-        return Personalised(message_id=message_id, data=data)
+        return Personalised(message_id, data, self.envelope_sender(recipient))
 
     def personalise_slowly(self, recipient: Recipient) -> Personalised:
         """The same message through the standard library's MIME generator.
@@ -160,7 +188,7 @@ class PreparedEdition:
             html=body,
             headers=headers,
         )
-        return Personalised(message_id=message_id, data=data)
+        return Personalised(message_id, data, self.envelope_sender(recipient))
 
 
 def prepare_edition(edition: Edition, settings: Settings, *, now: datetime) -> PreparedEdition:
@@ -181,4 +209,6 @@ def prepare_edition(edition: Edition, settings: Settings, *, now: datetime) -> P
         secret_key=settings.secret_key,
         date=now,
         markers=Markers(edition.marker_key),
+        return_path=ReturnPath.parse(settings.bounce_address, settings.secret_key),
+        unsubscribe_mailbox=settings.unsubscribe_mailbox,
     )

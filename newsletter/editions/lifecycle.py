@@ -163,16 +163,29 @@ def finish_if_complete(session: Session, edition_id: int, *, now: datetime) -> b
     )  # fmt: skip
 
 
-def pause(session: Session, edition: Edition) -> None:
-    """Stop sending: every batch stops before its next group (at most one group later)."""
-    if not _move(session, edition.id, [EditionStatus.SENDING], EditionStatus.PAUSED):
+# The prefix of the reason of an edition an editor resumed after it paused itself: the
+# breaker does not trip again on the same send.
+OVERRIDDEN = "resumed by an editor after: "
+
+
+def pause(session: Session, edition: Edition, *, reason: str = "") -> None:
+    """Stop sending: every batch stops before its next group (at most one group later).
+
+    ``reason`` is set when the edition pauses itself (the bounce circuit breaker).
+    """
+    if not _move(
+        session, edition.id, [EditionStatus.SENDING], EditionStatus.PAUSED, pause_reason=reason
+    ):
         raise _refuse(session, edition, "only a send can pause.")
     _reload(session, edition)
 
 
 def resume(session: Session, edition: Edition) -> None:
     """Carry on where it stopped; enqueue its batches after commit (claims stop duplicates)."""
-    if not _move(session, edition.id, [EditionStatus.PAUSED], EditionStatus.SENDING):
+    reason = f"{OVERRIDDEN}{edition.pause_reason}" if edition.pause_reason else ""
+    if not _move(
+        session, edition.id, [EditionStatus.PAUSED], EditionStatus.SENDING, pause_reason=reason
+    ):
         raise _refuse(session, edition, "only a paused one resumes.")
     _reload(session, edition)
 

@@ -5,6 +5,7 @@ from newsletter.models.delivery import FINAL_STATUSES, Delivery, DeliveryStatus
 from newsletter.models.edition import EDITABLE_STATUSES, Edition, EditionItem, EditionStatus
 from newsletter.models.editor import ApiToken, Editor, EditorSession
 from newsletter.models.feed import Feed
+from newsletter.models.inbound import InboundMessage, InboundStatus, MailEvent, MailEventKind
 from newsletter.models.newsletter_list import NewsletterList
 from newsletter.models.post import Post
 from newsletter.models.subscriber import (
@@ -30,6 +31,10 @@ __all__ = [
     "EditorSession",
     "Feed",
     "Frequency",
+    "InboundMessage",
+    "InboundStatus",
+    "MailEvent",
+    "MailEventKind",
     "NewsletterList",
     "Post",
     "Subscriber",

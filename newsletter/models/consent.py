@@ -17,6 +17,9 @@ class ConsentAction(enum.StrEnum):
     PREFERENCES = "preferences"  # changed lists, frequency or pause
     UNSUBSCRIBE = "unsubscribe"  # withdrew consent for a list
     ERASE = "erase"  # asked for their data to be deleted
+    COMPLAINT = "complaint"  # marked a message as spam: unsubscribed from every list
+    BLOCK = "block"  # the address is dead (hard bounces): mail stops, consent stands
+    UNBLOCK = "unblock"  # an operator lifted a block
 
 
 class ConsentEvent(Base):

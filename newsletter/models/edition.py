@@ -70,6 +70,8 @@ class Edition(Base):
     send_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Why a paused edition stopped, when it paused itself (the bounce circuit breaker).
+    pause_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     newsletter_list: Mapped[NewsletterList] = relationship()
     # The posts it carries; not the ones an editor removed (see EditionItem.position).

@@ -4,7 +4,7 @@ import enum
 import secrets
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from newsletter.db import Base
@@ -51,6 +51,14 @@ class Subscriber(Base):
     # Signed into every link made for this reader, and gone with them (see tokens.py);
     # "" for readers who signed up before links carried a key.
     token_key: Mapped[str] = mapped_column(String(32), default=new_token_key, server_default="")
+
+    # Soft bounces add to the score (at most once a day); it halves every
+    # bounce_score_half_life_days, and the reader is blocked at bounce_score_threshold.
+    bounce_score: Mapped[float] = mapped_column(default=0.0, server_default="0")
+    bounce_scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Why the reader is blocked, in words an operator reads ("hard bounce 5.1.1 ...").
+    blocked_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     subscriptions: Mapped[list[Subscription]] = relationship(back_populates="subscriber")
 

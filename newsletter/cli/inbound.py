@@ -1,0 +1,137 @@
+"""``newsletter inbound``: the server that receives bounces, and tools to read them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import queue
+import signal
+import threading
+from collections.abc import Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from newsletter import handoff
+from newsletter.cli.common import console, settings, utcnow
+from newsletter.clock import Clock
+from newsletter.config import Settings
+from newsletter.delivery.verp import ReturnPath
+from newsletter.inbound.classify import classify, report_json
+from newsletter.inbound.server import InboundHandler
+from newsletter.inbound.server import serve as serve_smtp
+
+app = typer.Typer(help="Mail that comes back: bounces, complaints, email unsubscribes.")
+log = logging.getLogger(__name__)
+
+
+class Format(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class _Processor:
+    """Processes stored messages one at a time in a thread, after they were acknowledged."""
+
+    def __init__(self, config: Settings, clock: Clock) -> None:
+        self.config, self.clock = config, clock
+        self.ids: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._work, name="inbound-process", daemon=True)
+        self.thread.start()
+
+    def _work(self) -> None:
+        # What a crash or a stop left stored and unprocessed goes first.
+        handoff.process_pending_inbound(self.config, self.clock)
+        while (message_id := self.ids.get()) is not None:
+            for edition_id in handoff.process_inbound(message_id, self.config, self.clock):
+                log.warning("edition %s paused itself: see the admin for why", edition_id)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 2525,
+    lmtp: Annotated[bool, typer.Option(help="Speak LMTP (for Postfix's lmtp transport).")] = False,
+    hostname: Annotated[str, typer.Option(help="Name in the greeting.")] = "",
+) -> None:
+    """Receive bounces, complaints and email unsubscribes over SMTP (or LMTP).
+
+    Accepts mail for NEWSLETTER_BOUNCE_ADDRESS (with any +tag) and
+    NEWSLETTER_UNSUBSCRIBE_ADDRESS only, and refuses every other recipient. Each message is
+    stored in the database before the 250, then processed. Route the bounce domain here
+    from your MTA; docs/inbound.md has the Postfix transport_maps line.
+    """
+    config = settings()
+    clock: Clock = utcnow
+    return_path = ReturnPath.parse(config.bounce_address, config.secret_key)
+    if return_path is None:
+        typer.secho(
+            "WARNING: NEWSLETTER_BOUNCE_ADDRESS is empty, so messages go out without a VERP "
+            "return path and only email unsubscribe requests arrive here.",
+            fg=typer.colors.YELLOW, err=True,
+        )  # fmt: skip
+    processor = _Processor(config, clock)
+
+    def store(raw: bytes, sender: str, recipients: Sequence[str], source: str) -> int:
+        stored = handoff.store_inbound(raw, sender, list(recipients), source, config, clock)
+        if stored is None:  # only provider events, with an id of their own, are deduplicated
+            raise RuntimeError("an SMTP message was taken for a duplicate")
+        return stored
+
+    handler = InboundHandler(
+        return_path, config.unsubscribe_mailbox, store, processor.ids.put, lmtp=lmtp
+    )
+    accepted = [config.unsubscribe_mailbox]
+    if return_path is not None:
+        accepted.insert(0, f"{return_path.local}+*@{return_path.domain}")
+    console.print(
+        f"Inbound {'LMTP' if lmtp else 'SMTP'} on {host}:{port} for {', '.join(accepted)}; "
+        f"messages up to {config.inbound_max_bytes:,} bytes. Ctrl-C stops it."
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_run(handler, host, port, config.inbound_max_bytes, hostname or host))
+    processor.ids.put(None)
+
+
+async def _run(handler: InboundHandler, host: str, port: int, max_bytes: int, name: str) -> None:
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if task is not None:
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await serve_smtp(handler, host=host, port=port, max_bytes=max_bytes, hostname=name)
+
+
+@app.command()
+def parse(
+    files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],
+    output: Annotated[Format, typer.Option("--format", help="text or json (one per line).")] = (
+        Format.TEXT
+    ),
+) -> None:
+    """Classify returned messages (DSN, ARF complaint, auto-reply, unsubscribe) and print
+    what each says; nothing is stored or changed."""
+    for path in files:
+        report = classify(path.read_bytes())
+        if output == Format.JSON:
+            print(json.dumps(report_json(report, str(path))))
+            continue
+        console.print(f"[bold]{path}[/]: {report.kind}")
+        for r in report.recipients:
+            console.print(
+                f"  {r.address or '(no address)'}  {r.action}  {r.status or '-'}  "
+                f"{r.category} ({r.reason})  {r.diagnostic[:100]}"
+            )
+        for defect in report.defects:
+            console.print(f"  [yellow]malformed:[/] {defect}")
+
+
+@app.command()
+def process() -> None:
+    """Process returned messages stored and not yet processed (after a crash, say)."""
+    done = handoff.process_pending_inbound(settings(), utcnow)
+    console.print(f"Processed {done} stored message{'s' if done != 1 else ''}.")

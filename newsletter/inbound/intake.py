@@ -1,0 +1,88 @@
+"""Storing returned mail before it is acknowledged.
+
+Every way mail comes back (the SMTP/LMTP server, an IMAP mailbox, a provider's webhook)
+first stores the message here and commits, then answers (250, a deleted IMAP message, 200).
+Processing is a separate step (:func:`newsletter.inbound.process.process`), so a crash
+between the two loses nothing, and processing is guarded so it happens once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from newsletter.db import affected_rows
+from newsletter.models import InboundMessage, InboundStatus
+
+
+def store(
+    session: Session,
+    raw: bytes,
+    *,
+    source: str,
+    now: datetime,
+    envelope_from: str = "",
+    recipients: Sequence[str] = (),
+    external_id: str | None = None,
+) -> int | None:
+    """Store one message; its id, or None if ``(source, external_id)`` is stored already."""
+    if external_id is not None:
+        known = session.scalar(
+            select(InboundMessage.id).where(
+                InboundMessage.source == source, InboundMessage.external_id == external_id
+            )
+        )
+        if known is not None:
+            return None
+    message = InboundMessage(
+        source=source[:32],
+        external_id=external_id[:255] if external_id is not None else None,
+        envelope_from=envelope_from[:320],
+        recipients="\n".join(r[:320] for r in recipients),
+        raw=raw,
+        size=len(raw),
+        status=InboundStatus.RECEIVED,
+        received_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(message)
+    except IntegrityError:
+        return None  # the same event, stored by a concurrent delivery of it
+    return message.id
+
+
+def pending(session: Session, *, limit: int = 100) -> list[int]:
+    """Messages stored but not processed: left by a crash, or waiting for a worker."""
+    return list(
+        session.scalars(
+            select(InboundMessage.id)
+            .where(InboundMessage.status == InboundStatus.RECEIVED)
+            .order_by(InboundMessage.id)
+            .limit(limit)
+        )
+    )
+
+
+def purge_raw(session: Session, *, now: datetime, retention: timedelta) -> int:
+    """Drop the raw bytes of messages older than ``retention``; their events stay."""
+    result = session.execute(
+        update(InboundMessage)
+        .where(InboundMessage.received_at < now - retention, InboundMessage.raw.is_not(None))
+        .values(raw=None)
+        .execution_options(synchronize_session=False)
+    )
+    return affected_rows(result)
+
+
+def mark_failed(session: Session, message_id: int, error: str) -> None:
+    session.execute(
+        update(InboundMessage)
+        .where(InboundMessage.id == message_id)
+        .values(status=InboundStatus.FAILED, error=error[:2000])
+        .execution_options(synchronize_session=False)
+    )
