@@ -154,12 +154,14 @@ RULES: tuple[Rule, ...] = (
         "hard",
         "mailbox_disabled",
     ),
+    # Our own sending quota at a provider, before "quota" is taken for a full mailbox.
+    _rule(r"sending (?:quota|limit)|daily .{0,20}quota", "sender", "rate_limited"),
     _rule(
         r"(?:mail ?box|in ?box|account|user|recipient)(?:'s)?(?: \S+){0,2} (?:is |was )?(?:full|"
         r"over ?quota)|over ?quota|quota (?:exceeded|exceed|full)|exceed(?:s|ed)? (?:\S+ ){0,3}"
         r"quota|insufficient (?:disk |storage )?space|(?:storage|disk) (?:limit|space|full)|"
         r"mailbox size limit|full mailbox|out of (?:disk |storage )?space|"
-        r"too many messages (?:in|on)|(?:disk|mail) quota|reached (?:\S+ )?quota|"
+        r"too many messages (?:in|on)|(?:disk|mail) quota|quota violation|reached (?:\S+ )?quota|"
         r"exceeding (?:\S+ ){0,2}quota|mail ?box exceeds|mail ?folder is full|too much mail|"
         r"[45]\.2\.2",
         "soft",
@@ -168,7 +170,7 @@ RULES: tuple[Rule, ...] = (
     # Surely about us: our addresses, our reputation, our message.
     _rule(
         r"spamhaus|spamcop|barracuda|sorbs|dnsbl|\brbl\b|uribl|surbl|black ?list|"
-        r"block ?list|blocked using|listed (?:at|in|on|by)|\bis listed\b|reputation|"
+        r"block ?list|blocked using|(?<!not )listed (?:at|in|on|by)|\bis listed\b|reputation|"
         r"senderscore|cloudmark|\bbl\d{2}\b|\bRP-?00\d|\bRL\d{2}\b",
         "sender",
         "blocked",
@@ -196,7 +198,9 @@ RULES: tuple[Rule, ...] = (
     _rule(
         r"relay(?:ing)? (?:denied|not permitted|access denied|prohibited|not allowed)|"
         r"(?:not permitted|not allowed|unable|cannot|can't) (?:to )?relay|"
-        r"we do not relay|not a (?:gateway|relay)|no relaying|relaying",
+        r"we do not relay|not a (?:gateway|relay)|no relaying|relaying|as a relay|"
+        # qmail's answer for a domain it does not receive mail for: relaying refused.
+        r"isn't in my (?:list of allowed )?rcpthosts",
         "sender",
         "relaying",
     ),
@@ -225,8 +229,7 @@ RULES: tuple[Rule, ...] = (
         r"unknown (?:host|domain)|unrouteable (?:mail )?domain|unroutable domain|\bno mx\b|"
         r"\bmx (?:record )?not found|nxdomain|name or service not known|null mx|"
         r"couldn't find any host|could not find any host|no (?:valid )?(?:mx|dns) records?|"
-        r"domain .{0,40}(?:has no|lacks) (?:mx|mail)|"
-        r"isn't in my (?:list of allowed )?rcpthosts|not in my (?:control|list of allowed)",
+        r"domain .{0,40}(?:has no|lacks) (?:mx|mail)",
         "hard",
         "no_such_domain",
     ),
@@ -246,7 +249,9 @@ RULES: tuple[Rule, ...] = (
         r"is not a known|unknown e-?mail|undeliverable address|not known|"
         r"(?:does not|doesn't) have an? (?:\S+ )?account|no mail ?box|not an? active|"
         r"bad[_ ]recipient|invalid (?:final delivery )?user ?id|not a valid user|"
-        r"did not (?:exactly )?match an? (?:\S+ ){0,3}address",
+        r"did not (?:exactly )?match an? (?:\S+ ){0,3}address|no matches to nameserver query|"
+        r"(?:does not|doesn't) have a (?:final )?(?:e-?mail )?delivery point|n'existe pas|"
+        r"existiert nicht|unbekannt|nie istnieje|no existe",
         "hard",
         "user_unknown",
     ),
@@ -264,7 +269,7 @@ RULES: tuple[Rule, ...] = (
     # Vague refusals: the server did not want our message.
     _rule(
         r"policy|prohibited|blocked|denied|refused|banned|not (?:allowed|permitted|accepted)|"
-        r"rejected|blacklisted|administrative",
+        r"rejected|blacklisted|administrative|not accepting mail",
         "sender",
         "policy",
     ),
@@ -278,6 +283,7 @@ RULES: tuple[Rule, ...] = (
 )
 
 _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+_ENHANCED_FAILURE = re.compile(r"\b[45]\.\d{1,3}\.\d{1,3}\b")
 _BASIC = re.compile(r"(?:^|[\s;:(\[#])([245])\d\d(?=[\s\-.,:)\]]|$)")
 
 
@@ -341,12 +347,19 @@ _BOUNCE_SUBJECT = re.compile(
     r"mail delivery (?:failed|failure|system|subsystem)|could not be delivered|"
     r"non[- ]?delivery|not delivered|bounce|warning: could not|message status|"
     r"delivery error|mail system error|rejected|nondeliverable|failed mail|"
-    r"delayed mail|delivery delayed|error sending|permanent error",
+    r"delayed mail|delivery delayed|error sending|permanent error|^mail error",
     re.IGNORECASE,
 )
 _BOUNCE_SENDERS = ("mailer-daemon", "postmaster", "mail-daemon", "maildaemon", "mailerdaemon")
 _UNSUBSCRIBE_SUBJECT = re.compile(r"^\W*unsubscribe\b", re.IGNORECASE)
 _MESSAGE_ID_LINE = re.compile(r"^message-id:[ \t]*(<[^>\s]{1,250}>)", re.IGNORECASE | re.M)
+# Where the explanation of one address ends in a human-readable bounce.
+_END_OF_REPORT = re.compile(
+    r"original message|below this line|copy of the message|message removed|"
+    r"message follows|unsent message|returned mail follows|^\s*(?:from|subject|to):",
+    re.IGNORECASE,
+)
+_LONE_ADDRESS = re.compile(r"^[\s*>-]*<?[^\s@<>]+@[^\s@<>]+>?:?\s*$")
 _ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 _SPACES = re.compile(r"\s+")
 _DIAGNOSTIC_TYPE = re.compile(r"^\s*[\w.-]{1,20}\s*;\s*")
@@ -486,7 +499,15 @@ def _status_blocks(part: Message) -> list[Message]:
     """The header blocks of a message/delivery-status part: per message, then per recipient."""
     payload = part.get_payload()
     if isinstance(payload, list):
-        return [block for block in payload if isinstance(block, Message)]
+        blocks = [block for block in payload if isinstance(block, Message)]
+        inner = blocks[0].get_payload() if len(blocks) == 1 else None
+        if not isinstance(inner, str) or not inner.strip():
+            return blocks
+        # A message/* type the parser does not know (feedback-report, xdelivery-status) is
+        # read as one message: its headers are the first block, its body the others.
+        parser = HeaderParser(policy=email.policy.compat32)
+        chunks = re.split(r"\n\s*\n", inner.replace("\r\n", "\n"))
+        return blocks + [parser.parsestr(chunk) for chunk in chunks if chunk.strip()]
     # Encoded (base64, quoted-printable) or built in code: parse the blocks from the text.
     text = _decoded_text(part).replace("\r\n", "\n")
     parser = HeaderParser(policy=email.policy.compat32)
@@ -545,12 +566,14 @@ def _action(field: str, status: str) -> Action:
 # --- non-standard bounces ------------------------------------------------------------------
 
 
-def _text_near(text: str, address: str) -> tuple[str, str]:
-    """The line before the one naming ``address``, and the lines from that one on up to the
-    next blank line (at most five): where MTAs put the server's reply in a human-readable
-    bounce, after the address or, for a list of addresses, in the sentence above it."""
+def _text_near(text: str, address: str) -> tuple[str, str, str]:
+    """Where a human-readable bounce explains ``address``: the line before the one naming it,
+    the lines from that one to the next blank line (at most five), and a longer stretch (up
+    to ten lines, past separators, until the quoted original or another address starts).
+    Servers put their reply after the address, after a "Technical details" rule, or, for a
+    list of addresses, in the sentence above it."""
     if not text or not address:
-        return "", ""
+        return "", "", ""
     lines = text.splitlines()
     lowered = [line.lower() for line in lines]
     # The whole address if the text has it, else its local part ("mykewlaolacct" on AOL's).
@@ -558,28 +581,41 @@ def _text_near(text: str, address: str) -> tuple[str, str]:
     if not any(needle in line for line in lowered):
         needle = address.rpartition("@")[0].lower()
         if len(needle) < 3:
-            return "", ""
+            return "", "", ""
     for index, line in enumerate(lines):
-        if needle in lowered[index]:
-            window = [line]
-            for following in lines[index + 1 : index + 6]:
-                if not following.strip():
-                    if len(window) > 1:
-                        break
-                    continue
-                window.append(following)
-            before = next((b for b in reversed(lines[max(0, index - 3) : index]) if b.strip()), "")
-            return _one_line(before), _one_line(" ".join(window))
-    return "", ""
+        if needle not in lowered[index]:
+            continue
+        window = [line]
+        for following in lines[index + 1 : index + 6]:
+            if not following.strip():
+                if len(window) > 1:
+                    break
+                continue
+            window.append(following)
+        longer = [line]
+        for following in lines[index + 1 : index + 11]:
+            if _END_OF_REPORT.search(following) or (
+                _LONE_ADDRESS.match(following) and needle not in following.lower()
+            ):
+                break
+            longer.append(following)
+        before = next((b for b in reversed(lines[max(0, index - 3) : index]) if b.strip()), "")
+        return _one_line(before), _one_line(" ".join(window)), _one_line(" ".join(longer))
+    return "", "", ""
 
 
 def _text_recipient(address: str, action: Action, text: str) -> RecipientReport:
-    """A recipient of a non-standard bounce, its diagnostic read from the text around it."""
-    before, diagnostic = _text_near(text, address)
-    category, reason = categorise("", diagnostic, action=action, assume_class="5")
-    if reason == "unknown" and before:
-        diagnostic = _one_line(f"{before} {diagnostic}")
-        category, reason = categorise("", diagnostic, action=action, assume_class="5")
+    """A recipient of a non-standard bounce, its diagnostic read from the text around it:
+    the closest text that the rules can tell something from."""
+    before, near, longer = _text_near(text, address)
+    diagnostic = near
+    category: Category = "soft"
+    reason = "unknown"
+    for candidate in (near, longer, _one_line(f"{before} {near}")):
+        category, reason = categorise("", candidate, action=action, assume_class="5")
+        if reason != "unknown":
+            diagnostic = candidate
+            break
     found = _ENHANCED.search(diagnostic)
     return RecipientReport(
         address=address, status=found.group(0) if found else "", action=action,
@@ -752,7 +788,7 @@ def _classify(raw: bytes, addressed_to_unsubscribe: bool, defects: list[str]) ->
 def _unknown_recipient(text: str) -> RecipientReport:
     """A bounce whose failed address nobody could find: kept, so the operator sees it."""
     text = _one_line(text, 1000)
-    found = _ENHANCED.search(text)
+    found = _ENHANCED_FAILURE.search(text)
     category, reason = categorise("", text, assume_class="5")
     return RecipientReport(
         address="", status=found.group(0) if found else "", action="failed",
