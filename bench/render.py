@@ -20,6 +20,7 @@ import time
 from datetime import UTC, date, datetime
 
 from newsletter.delivery.prepared import PreparedEdition
+from newsletter.delivery.verp import ReturnPath
 from newsletter.posts.sources import parse_feed
 from newsletter.rendering.digest import DigestContext, Story, render_digest
 from newsletter.resources import data_path
@@ -67,15 +68,18 @@ def time_render(count: int, repeat: int = 5) -> tuple[float, float, int, int]:
     return timings[0] * 1000, statistics.median(timings[1:]) * 1000, email.html_bytes, full
 
 
-def prepared(email_html: str, email_text: str, subject: str) -> PreparedEdition:
-    """The rendered CONTEXT's edition, ready to personalise."""
+def prepared(
+    email_html: str, email_text: str, subject: str, *, return_path: ReturnPath | None = None
+) -> PreparedEdition:
+    """The rendered CONTEXT's edition, ready to personalise (with VERP envelope senders
+    under ``return_path``)."""
     return PreparedEdition(
         edition_id=1, list_id=1, list_slug="daily", list_name="Shortlysts Daily",
         subject=subject, html=email_html, text=email_text, from_name="Shortlysts",
         from_address="digest@shortlysts.example.com", reply_to=None, domain="example.com",
         base_url="https://news.example.com", date=datetime.now(UTC),
         secret_key="bench",  # noqa: S106
-        markers=CONTEXT.markers,
+        markers=CONTEXT.markers, return_path=return_path,
     )  # fmt: skip
 
 

@@ -17,6 +17,7 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final, Literal
 
 DIGEST: Final = "d"
@@ -42,9 +43,17 @@ def _b36(number: int) -> str:
             return out
 
 
+@lru_cache(maxsize=8)
+def _keyed(secret_key: str) -> hmac.HMAC:
+    # The key is hashed into the HMAC's state once; each tag copies that state.
+    return hmac.new(secret_key.encode(), b"verp:", hashlib.sha256)
+
+
 def _signature(secret_key: str, payload: str) -> str:
-    mac = hmac.new(secret_key.encode(), b"verp:" + payload.encode(), hashlib.sha256).digest()
-    return base64.b32encode(mac).decode("ascii")[:_SIGNATURE_CHARS].lower()
+    mac = _keyed(secret_key).copy()
+    mac.update(payload.encode())
+    # The first 10 base-32 characters come from the first 10 bytes of the digest.
+    return base64.b32encode(mac.digest()[:10]).decode("ascii")[:_SIGNATURE_CHARS].lower()
 
 
 def make_tag(secret_key: str, tag: Tag) -> str:
