@@ -40,7 +40,7 @@ from newsletter.delivery.marks import marks_for
 from newsletter.delivery.transports import outgoing_transport
 from newsletter.editions import lifecycle, sending
 from newsletter.editions.service import get_edition, test_message
-from newsletter.inbound import intake, process
+from newsletter.inbound import intake, mailbox, process
 from newsletter.inbound.policy import Signal
 
 log = logging.getLogger(__name__)
@@ -200,6 +200,46 @@ def store_inbound(
             session, raw, source=source, now=clock(), envelope_from=envelope_from,
             recipients=recipients, external_id=external_id,
         )  # fmt: skip
+
+
+def poll_mailbox(settings: Settings, clock: Clock) -> mailbox.PollResult:
+    """Read the bounce mailbox (NEWSLETTER_IMAP_URL): store and commit each message, which
+    the mailbox then moves or deletes, then process the ones newly stored.
+
+    Processing comes after the poll, so the IMAP connection is not held while it runs; a
+    crash in between leaves them stored, and the next poll ends with
+    :func:`process_pending_inbound`, so a deployment with only a mailbox needs no other
+    sweep. Raises :class:`~newsletter.inbound.mailbox.MailboxError` when the mailbox cannot
+    be read.
+    """
+    stored: list[int] = []
+
+    def store(raw: bytes, external_id: str) -> int | None:
+        sender, recipients = mailbox.envelope_of(raw)
+        message_id = store_inbound(
+            raw, sender, recipients, "imap", settings, clock, external_id=external_id
+        )
+        if message_id is not None:
+            stored.append(message_id)
+        return message_id
+
+    try:
+        result = mailbox.poll(
+            settings.imap_url, store, max_bytes=settings.inbound_max_bytes,
+            processed_folder=settings.imap_processed_folder,
+        )  # fmt: skip
+    finally:  # what was stored before a dropped connection is processed all the same
+        for message_id in stored:
+            for edition_id in process_inbound(message_id, settings, clock):
+                log.warning("edition %s paused itself: see the admin for why", edition_id)
+    process_pending_inbound(settings, clock)
+    log.info(
+        "bounce mailbox: %s fetched, %s stored, %s stored before, %s moved, %s deleted, "
+        "%s failed, %s too large, %s left for the next poll", result.fetched, result.stored,
+        result.duplicates, result.moved, result.deleted, result.failed, result.too_large,
+        result.left,
+    )  # fmt: skip
+    return result
 
 
 def follow_ups(
@@ -446,6 +486,7 @@ __all__ = [
     "deliver",
     "enqueue_batches",
     "follow_ups",
+    "poll_mailbox",
     "process_inbound",
     "process_pending_inbound",
     "reconcile",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from celery import Celery
 from celery.schedules import crontab
 
-from newsletter.config import get_settings
+from newsletter.config import Settings, get_settings
 from newsletter.handoff import celery_config
 
 # Countdowns of retried batches stay well below this, or Redis would hand them out twice.
@@ -53,6 +54,25 @@ def create_app() -> Celery:
                 "task": "workers.tasks.purge_expired_signups",
                 "schedule": crontab(minute=17, hour=3),
             },
+            "purge-inbound": {
+                "task": "workers.tasks.purge_inbound",
+                "schedule": crontab(minute=37, hour=3),
+            },
+            **_mailbox_schedule(settings),
         },
     )
     return app
+
+
+def _mailbox_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Poll the bounce mailbox every minute, if there is one."""
+    if not settings.imap_url:
+        return {}
+    return {
+        "poll-bounce-mailbox": {
+            "task": "workers.tasks.poll_bounce_mailbox",
+            "schedule": crontab(minute="*"),
+            # A poll not started within the minute is dropped: the next one reads the same mail.
+            "options": {"expires": 55},
+        }
+    }

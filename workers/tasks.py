@@ -22,6 +22,8 @@ from newsletter.delivery.marks import close_clients
 from newsletter.delivery.transports import close_pooled_connections
 from newsletter.editions.dispatch import dispatch_due
 from newsletter.feeds import due_feeds, poll_due_feed
+from newsletter.inbound import intake
+from newsletter.inbound.mailbox import MailboxError
 from newsletter.subscriptions import readers
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 # A batch never runs longer than this, so the reconciler (stale_claim_minutes, longer)
 # never releases the claim of a batch that is still alive.
 DELIVER_TIME_LIMIT_S = 600
+# A poll takes at most a few hundred messages; a hung server must not hold a worker for long.
+POLL_TIME_LIMIT_S = 300
 
 
 def utcnow() -> datetime:
@@ -133,3 +137,30 @@ def reconcile_deliveries() -> int:
     settings = get_settings()
     stale = timedelta(minutes=settings.stale_claim_minutes)
     return handoff.reconcile(_handoff(), settings, utcnow, stale)
+
+
+@shared_task(name="workers.tasks.poll_bounce_mailbox", time_limit=POLL_TIME_LIMIT_S)
+def poll_bounce_mailbox() -> int:
+    """Every minute, when NEWSLETTER_IMAP_URL is set: store, then move or delete, the bounce
+    mailbox's messages, then process them; returns how many were newly stored."""
+    settings = get_settings()
+    if not settings.imap_url:
+        return 0
+    try:
+        return handoff.poll_mailbox(settings, utcnow).stored
+    except MailboxError as error:
+        # Nothing is lost (what was stored is moved, the rest stays): the next minute retries.
+        log.warning("bounce mailbox not polled: %s", error)
+        return 0
+
+
+@shared_task(name="workers.tasks.purge_inbound")
+def purge_inbound() -> int:
+    """Daily: drop the raw bytes of returned mail older than inbound_retention_days."""
+    settings = get_settings()
+    with session_scope() as session:
+        purged = intake.purge_raw(
+            session, now=utcnow(), retention=timedelta(days=settings.inbound_retention_days)
+        )
+    log.info("dropped the raw bytes of %s returned messages", purged)
+    return purged

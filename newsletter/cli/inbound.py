@@ -9,6 +9,7 @@ import logging
 import queue
 import signal
 import threading
+import time
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -17,11 +18,18 @@ from typing import Annotated
 import typer
 
 from newsletter import handoff
-from newsletter.cli.common import console, settings, utcnow
+from newsletter.cli.common import CommandError, console, errors, settings, utcnow
 from newsletter.clock import Clock
 from newsletter.config import Settings
 from newsletter.delivery.verp import ReturnPath
 from newsletter.inbound.classify import classify, report_json
+from newsletter.inbound.mailbox import (
+    BadMailboxURL,
+    LoginRefused,
+    MailboxError,
+    MailboxURL,
+    PollResult,
+)
 from newsletter.inbound.server import InboundHandler
 from newsletter.inbound.server import serve as serve_smtp
 
@@ -135,3 +143,73 @@ def process() -> None:
     """Process returned messages stored and not yet processed (after a crash, say)."""
     done = handoff.process_pending_inbound(settings(), utcnow)
     console.print(f"Processed {done} stored message{'s' if done != 1 else ''}.")
+
+
+@app.command()
+def poll(
+    once: Annotated[bool, typer.Option("--once", help="Poll once and exit (the default).")] = (
+        False
+    ),
+    every: Annotated[
+        float | None, typer.Option(help="Poll every SECONDS until stopped.", min=1)
+    ] = None,
+) -> None:
+    """Read the hosted bounce mailbox (NEWSLETTER_IMAP_URL) over IMAP.
+
+    Each message is stored in the database, then moved to NEWSLETTER_IMAP_PROCESSED_FOLDER
+    (deleted when that is empty), then processed. A message over NEWSLETTER_INBOUND_MAX_BYTES
+    stays in the mailbox. The beat task polls every minute when NEWSLETTER_IMAP_URL is set.
+    """
+    if once and every is not None:
+        raise CommandError("--once and --every say different things: give one of them")
+    config = settings()
+    if not config.imap_url:
+        raise CommandError(
+            "NEWSLETTER_IMAP_URL is not set: give the bounce mailbox, e.g. "
+            "imaps://user:password@imap.example.com/INBOX"
+        )
+    try:
+        name = MailboxURL.parse(config.imap_url).name
+    except BadMailboxURL as error:
+        raise CommandError(str(error)) from None
+    if every is None:
+        result = _poll_once(config, name)
+        if result.failed:
+            raise CommandError(
+                f"{result.failed} message(s) could not be stored and stay in the mailbox; "
+                "the log above says why"
+            )
+        return
+    console.print(f"Polling {name} every {every:g} s; Ctrl-C stops it.")
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            try:
+                _poll_once(config, name)
+            except CommandError as error:
+                if isinstance(error.__cause__, BadMailboxURL | LoginRefused):
+                    raise  # retrying a refused password would only lock the account
+                errors.print(f"[yellow]warning:[/] {error}; trying again in {every:g} s")
+            time.sleep(every)
+
+
+def _poll_once(config: Settings, name: str) -> PollResult:
+    try:
+        with console.status(f"Polling {name}…"):
+            result = handoff.poll_mailbox(config, utcnow)
+    except MailboxError as error:
+        raise CommandError(str(error)) from error
+    cleared = (
+        f"{result.moved} moved to {config.imap_processed_folder}"
+        if config.imap_processed_folder
+        else f"{result.deleted} deleted"
+    )
+    line = (
+        f"{name}: {result.fetched} fetched, {result.stored} stored, {result.duplicates} stored "
+        f"before, {cleared}, {result.failed} failed"
+    )
+    if result.too_large:
+        line += f"; {result.too_large} over {config.inbound_max_bytes:,} bytes left in place"
+    if result.left:
+        line += f"; {result.left} left for the next poll"
+    console.print(line)
+    return result

@@ -35,6 +35,9 @@ import ssl
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import compat32
+from email.utils import getaddresses, parseaddr
 from typing import Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -47,6 +50,7 @@ TLS = Literal["implicit", "starttls", "none"]
 DEFAULT_PORTS = {"implicit": 993, "starttls": 143, "none": 143}
 # This many failed stores in a row end the poll: the database is down, not one message bad.
 MAX_FAILURES_IN_A_ROW = 3
+HEAD_BYTES = 65536  # where envelope_of looks for the header
 
 
 class MailboxError(Exception):
@@ -147,6 +151,21 @@ def poll(
         )
     with _connected(mailbox, timeout, ssl_context) as imap:
         return _Poll(imap, mailbox, store, processed_folder, max_bytes).run(limit, batch_size)
+
+
+def envelope_of(raw: bytes) -> tuple[str, list[str]]:
+    """The envelope a mailbox has no other record of, from the headers the delivering MTA
+    wrote: the sender from Return-Path ("" for a bounce's null sender, or none), the
+    recipients from Delivered-To and X-Original-To."""
+    head = BytesParser(policy=compat32).parsebytes(raw[:HEAD_BYTES], headersonly=True)
+    sender = parseaddr(str(head.get("Return-Path", "")))[1]
+    recipients = [
+        address
+        for name in ("Delivered-To", "X-Original-To")
+        for _, address in getaddresses([str(v) for v in head.get_all(name, [])])
+        if address
+    ]
+    return sender, list(dict.fromkeys(recipients))
 
 
 # --- One poll, on a logged-in connection -----------------------------------------------------
@@ -408,5 +427,6 @@ __all__ = [
     "MailboxUnreachable",
     "PollResult",
     "Store",
+    "envelope_of",
     "poll",
 ]
