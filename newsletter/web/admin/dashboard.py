@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, joinedload
 from newsletter.db import session_scope
 from newsletter.delivery.progress import Progress, progress
 from newsletter.editions.service import todays_edition
+from newsletter.inbound import stats
 from newsletter.lists.service import find_list
 from newsletter.models import (
     Edition,
@@ -105,10 +106,19 @@ def troubled_feeds(session: Session) -> list[Feed]:
 
 @router.get("", response_class=HTMLResponse, summary="Dashboard")
 def dashboard(request: Request) -> HTMLResponse:
+    moment = now(request)
     with session_scope(web(request).settings.database_url) as session:
+        lists = list_readers(session)
+        rates = [
+            (row.newsletter_list, stats.list_rates(session, row.newsletter_list.id, now=moment))
+            for row in lists
+        ]
         return admin_page(
-            request, "dashboard.html", lists=list_readers(session),
-            upcoming=upcoming_editions(session), sends=recent_sends(session, now=now(request)),
+            request, "dashboard.html", lists=lists, rates=rates,
+            complaint_limit=stats.GMAIL_COMPLAINT_LIMIT,
+            refusals=stats.sender_refusals(session, now=moment),
+            blocked=stats.blocked_count(session),
+            upcoming=upcoming_editions(session), sends=recent_sends(session, now=moment),
             feeds=troubled_feeds(session), local_time=local_time,
         )  # fmt: skip
 

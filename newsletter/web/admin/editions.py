@@ -22,9 +22,10 @@ from sqlalchemy.orm import Session
 from newsletter.db import session_scope
 from newsletter.delivery.fanout import audience_size
 from newsletter.delivery.progress import progress
-from newsletter.editions import service
+from newsletter.editions import lifecycle, service
 from newsletter.editions.build import ordered_items
 from newsletter.editions.service import EditionError, EditionNotFound, Touches, get_edition
+from newsletter.inbound.stats import edition_outcomes
 from newsletter.lists.schedule import zone
 from newsletter.models import (
     EDITABLE_STATUSES,
@@ -125,6 +126,8 @@ def _edition_page(
             status=edition.status.value, live=edition.status in LIVE,
             editable=edition.status in EDITABLE_STATUSES,
             progress=progress(session, edition.id, now=moment) if shows_progress else None,
+            outcomes=edition_outcomes(session, edition.id) if edition.send_started_at else None,
+            overridden=lifecycle.OVERRIDDEN,
             readers=audience_size(session, edition), html_bytes=html_bytes,
             clip_bytes=GMAIL_CLIP_BYTES, clipped=html_bytes > GMAIL_CLIP_BYTES,
             text=as_sample_reader(edition.text, settings.base_url, edition.marker_key),

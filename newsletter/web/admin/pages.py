@@ -9,12 +9,13 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from newsletter.resources import resource_path
-from newsletter.web.admin import browse, dashboard, editions
+from newsletter.web.admin import browse, dashboard, editions, readers
 
 router = APIRouter()
 router.include_router(dashboard.router)
 router.include_router(editions.router)
 router.include_router(browse.router)
+router.include_router(readers.router)
 
 
 @cache
