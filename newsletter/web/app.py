@@ -183,7 +183,7 @@ def create_app(
         ),
     )
     registry = CollectorRegistry()
-    registry.register(DatabaseCollector(settings.database_url))
+    registry.register(DatabaseCollector(settings.database_url, clock))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> Response:

@@ -17,6 +17,7 @@ from newsletter.delivery.fanout import pending_batches
 from newsletter.delivery.transports import MemoryTransport
 from newsletter.editions.lifecycle import start_sending
 from newsletter.editions.sending import run_batch
+from newsletter.inbound import intake
 from newsletter.models import NewsletterList, Subscription
 from newsletter.subscriptions.service import Signup, subscribe
 from newsletter.subscriptions.tokens import (
@@ -27,6 +28,7 @@ from newsletter.subscriptions.tokens import (
 )
 from tests.factories import edition_with_readers, key_of
 from tests.moments import TEST_NOW
+from tests.returns import complaint, hard_bounce, sender_refusal, sent_edition
 from tests.web.conftest import AppFactory, RecordingNotifier
 
 SECURITY_HEADERS = {
@@ -162,6 +164,62 @@ def test_metrics_count_messages_sent_and_failed(
 
     assert metric(client, "newsletter_messages_total", status="sent") == 2
     assert metric(client, "newsletter_messages_total", status="failed") == 1
+
+
+def test_metrics_show_each_lists_30_day_bounce_and_complaint_rates(
+    client: TestClient, session: Session, settings: Settings, daily_list: NewsletterList,
+    now: datetime,
+) -> None:  # fmt: skip
+    readers = ["ann@example.com", "bob@example.com", "cat@example.com", "dan@example.com"]
+    edition = sent_edition(session, daily_list, readers, now=now, settings=settings)
+    hard_bounce(session, edition, "ann@example.com", settings=settings, now=now)
+    complaint(session, edition, "bob@example.com", settings=settings, now=now)
+
+    rates = [
+        metric(client, "newsletter_list_bounce_rate_30d", list="daily", category="hard"),
+        metric(client, "newsletter_list_bounce_rate_30d", list="daily", category="soft"),
+        metric(client, "newsletter_list_complaint_rate_30d", list="daily"),
+    ]
+
+    assert rates == [0.25, 0, 0.25]
+
+
+def test_metrics_count_mail_events_by_list_kind_and_category(
+    client: TestClient, session: Session, settings: Settings, daily_list: NewsletterList,
+    now: datetime,
+) -> None:  # fmt: skip
+    edition = sent_edition(session, daily_list, ["ann@example.com"], now=now, settings=settings)
+    sender_refusal(session, edition, "ann@example.com", settings=settings, now=now)
+    sender_refusal(session, edition, "ann@example.com", settings=settings, now=now)
+
+    labels = (("category", "sender"), ("kind", "bounce"), ("list", "daily"))
+    assert samples(client)[("newsletter_mail_events_30d", labels)] == 2
+
+
+def test_metrics_count_blocked_readers_and_inbound_messages_by_status(
+    client: TestClient, session: Session, settings: Settings, daily_list: NewsletterList,
+    now: datetime,
+) -> None:  # fmt: skip
+    edition = sent_edition(session, daily_list, ["ann@example.com"], now=now, settings=settings)
+    hard_bounce(session, edition, "ann@example.com", settings=settings, now=now)
+    intake.store(session, b"Subject: a bounce not yet read\n\nbody", source="smtp", now=now)
+    session.commit()
+
+    found = samples(client)
+
+    assert found[("newsletter_blocked_readers", ())] == 1
+    assert [found[("newsletter_inbound_messages", (("status", s),))] for s in
+            ("received", "processed", "failed")] == [1, 0, 0]  # fmt: skip
+
+
+def test_metrics_name_no_reader(
+    client: TestClient, session: Session, settings: Settings, daily_list: NewsletterList,
+    now: datetime,
+) -> None:  # fmt: skip
+    edition = sent_edition(session, daily_list, ["ann@example.com"], now=now, settings=settings)
+    hard_bounce(session, edition, "ann@example.com", settings=settings, now=now)
+
+    assert "example.com" not in client.get("/metrics").text
 
 
 @pytest.fixture
