@@ -171,18 +171,20 @@ OVERRIDDEN = "resumed by an editor after: "
 def pause(session: Session, edition: Edition, *, reason: str = "") -> None:
     """Stop sending: every batch stops before its next group (at most one group later).
 
-    ``reason`` is set when the edition pauses itself (the bounce circuit breaker).
+    ``reason`` is set when the edition pauses itself (the bounce circuit breaker). A pause
+    by hand keeps the reason there is: an editor's override lasts for the rest of the send.
     """
-    if not _move(
-        session, edition.id, [EditionStatus.SENDING], EditionStatus.PAUSED, pause_reason=reason
-    ):
+    reasons = {"pause_reason": reason} if reason else {}
+    if not _move(session, edition.id, [EditionStatus.SENDING], EditionStatus.PAUSED, **reasons):
         raise _refuse(session, edition, "only a send can pause.")
     _reload(session, edition)
 
 
 def resume(session: Session, edition: Edition) -> None:
     """Carry on where it stopped; enqueue its batches after commit (claims stop duplicates)."""
-    reason = f"{OVERRIDDEN}{edition.pause_reason}" if edition.pause_reason else ""
+    reason = edition.pause_reason
+    if reason and not reason.startswith(OVERRIDDEN):
+        reason = f"{OVERRIDDEN}{reason}"
     if not _move(
         session, edition.id, [EditionStatus.PAUSED], EditionStatus.SENDING, pause_reason=reason
     ):

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
 from newsletter.editions import lifecycle
+from newsletter.editions.errors import TransitionError
 from newsletter.models import Delivery, DeliveryStatus, Edition, EditionStatus, MailEvent
 from newsletter.models import MailEventKind as Kind
 
@@ -67,5 +68,10 @@ def check(session: Session, edition_id: int, *, settings: Settings, now: datetim
         )
     if not why:
         return False
-    lifecycle.pause(session, edition, reason=f"Paused itself at {now:%H:%M} UTC: {why}")
+    try:
+        lifecycle.pause(session, edition, reason=f"Paused itself at {now:%H:%M} UTC: {why}")
+    except TransitionError:
+        # It finished, or an editor paused or cancelled it, since it was read: and raising
+        # here would roll back the bounces that were just recorded.
+        return False
     return True
