@@ -18,9 +18,12 @@ How a message is read, first match wins:
    bounce, because Exim and others put that header on their non-standard bounces too.
 4. A request sent to the unsubscribe address, or whose subject starts with "unsubscribe", is
    ``unsubscribe``.
-5. Otherwise ``flufl.bounce`` (Mailman's detectors for the non-standard bounces of Exim,
-   qmail, Exchange, Yahoo, ...) looks for failed addresses, and the diagnostic is the text
-   around each address.
+5. A message that looks like a bounce (from a mailer-daemon or postmaster, an empty return
+   path, a subject such as "Undelivered Mail") goes to ``flufl.bounce`` (Mailman's detectors
+   for the non-standard bounces of Exim, qmail, Exchange, Yahoo, ...), which is given only
+   the top of each text part; the diagnostic is the text around each address it finds. When
+   it finds none, addresses in the text whose surroundings give a reason are taken; else the
+   bounce keeps one recipient with an empty address. Anything else is ``other``.
 
 Whose fault: the category
 -------------------------
@@ -75,6 +78,7 @@ __all__ = [
     "Kind",
     "RecipientReport",
     "Report",
+    "categorise",
     "classify",
     "report_json",
 ]
