@@ -26,6 +26,7 @@ from newsletter.editions import sending, service
 from newsletter.editions.build import build_edition
 from newsletter.editions.errors import TransitionError
 from newsletter.handoff import enqueue_batches, resume_reconciled
+from newsletter.inbound.stats import EditionOutcomes, ListRates, edition_outcomes, list_rates
 from newsletter.lists.schedule import local_date, zone
 from newsletter.lists.service import get_list
 from newsletter.models import Edition, EditionStatus, Frequency
@@ -143,11 +144,23 @@ def status(
     edition_id: Annotated[int, typer.Argument(help="Edition ID.")],
     format: Annotated[str, typer.Option(help="table or json")] = "table",
 ) -> None:
-    """Delivery counts of an edition: sent, failed, skipped, remaining."""
+    """Delivery counts of an edition (sent, failed, skipped, remaining), what came back of
+    it, why it paused itself, and its list's bounce and complaint rates over 30 days."""
+    now = utcnow()
     with session_scope() as session:
-        state = progress(session, edition_id, now=utcnow())
+        state = progress(session, edition_id, now=now)
+        edition = _edition(session, edition_id)
+        pause_reason, slug = edition.pause_reason, edition.newsletter_list.slug
+        outcomes = edition_outcomes(session, edition_id)
+        rates = list_rates(session, edition.list_id, now=now)
     if format == "json":
-        print_json({**dataclasses.asdict(state), "remaining": state.remaining})
+        print_json(
+            {
+                **dataclasses.asdict(state), "remaining": state.remaining,
+                "pause_reason": pause_reason, "outcomes": _outcomes_json(outcomes),
+                "list_rates_30d": {"list": slug, **_rates_json(rates)},
+            }
+        )  # fmt: skip
         return
     table = Table(
         "Edition", "Status", "Readers", "Sent", "Maybe twice", "Failed", "Skipped", "Uncertain",
@@ -157,6 +170,53 @@ def status(
                   str(state.maybe_duplicate), str(state.failed), str(state.skipped),
                   str(state.uncertain), str(state.remaining))  # fmt: skip
     console.print(table)
+    if pause_reason:
+        console.print(f"Paused: {pause_reason}", markup=False)
+    came_back = Table(
+        "Delivered", "Hard bounces", "Soft bounces", "Refused (sender)", "Complaints",
+        "Unsub. link", "Unsub. one-click", "Unsub. email", title="What came back",
+    )  # fmt: skip
+    came_back.add_row(*map(str, (
+        outcomes.delivered, outcomes.bounced_hard, outcomes.bounced_soft,
+        outcomes.refused_sender, outcomes.complaints, outcomes.unsubscribed_link,
+        outcomes.unsubscribed_one_click, outcomes.unsubscribed_email,
+    )))  # fmt: skip
+    console.print(came_back)
+    limit = " (at or over Gmail's 0.3%)" if rates.over_complaint_limit else ""
+    console.print(
+        f"{slug}, last {rates.days} days: {rates.delivered} delivered, hard bounces "
+        f"{rates.hard_bounce_rate:.2%}, soft {rates.soft_bounce_rate:.2%}, complaints "
+        f"{rates.complaint_rate:.2%}{limit}.",
+        markup=False,
+    )
+
+
+def _outcomes_json(outcomes: EditionOutcomes) -> dict[str, object]:
+    return {
+        "delivered": outcomes.delivered,
+        "bounced": {"hard": outcomes.bounced_hard, "soft": outcomes.bounced_soft},
+        "refused_sender": outcomes.refused_sender,
+        "complaints": outcomes.complaints,
+        "unsubscribed": {
+            "link": outcomes.unsubscribed_link,
+            "one_click": outcomes.unsubscribed_one_click,
+            "email": outcomes.unsubscribed_email,
+        },
+    }
+
+
+def _rates_json(rates: ListRates) -> dict[str, object]:
+    return {
+        "days": rates.days,
+        "delivered": rates.delivered,
+        "bounced_hard": rates.bounced_hard,
+        "bounced_soft": rates.bounced_soft,
+        "complaints": rates.complaints,
+        "hard_bounce_rate": rates.hard_bounce_rate,
+        "soft_bounce_rate": rates.soft_bounce_rate,
+        "complaint_rate": rates.complaint_rate,
+        "over_complaint_limit": rates.over_complaint_limit,
+    }
 
 
 @app.command()

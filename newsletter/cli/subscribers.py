@@ -12,17 +12,19 @@ from sqlalchemy.orm import selectinload
 
 from newsletter.cli.common import CommandError, console, errors, print_json, settings, utcnow
 from newsletter.db import session_scope
+from newsletter.inbound import policy, stats
 from newsletter.lists.service import get_list
-from newsletter.models import Subscriber, Subscription, SubscriptionStatus
+from newsletter.models import Subscriber, SubscriberStatus, Subscription, SubscriptionStatus
 from newsletter.subscriptions.readers import purge_expired_signups
 from newsletter.subscriptions.service import (
     Signup,
+    find_subscriber,
     import_subscribers,
     parse_subscriber_csv,
     subscribe,
 )
 
-app = typer.Typer(help="Readers: add, import and list.", no_args_is_help=True)
+app = typer.Typer(help="Readers: add, import and list; see and lift blocks.", no_args_is_help=True)
 
 ListOption = Annotated[str, typer.Option("--list", "-l", help="List slug.")]
 
@@ -122,6 +124,9 @@ def list_(
             }
             for r in readers
         ]
+        why_blocked = {
+            r.email: r.blocked_reason for r in readers if r.status == SubscriberStatus.BLOCKED
+        }
     if format == "json":
         print_json(rows)
         return
@@ -130,7 +135,10 @@ def list_(
     )
     for row in rows:
         lists = ", ".join(f"{slug} ({state})" for slug, state in row["lists"].items())
-        table.add_row(row["email"], row["name"], row["status"], lists)
+        shown = row["status"]
+        if row["email"] in why_blocked:
+            shown = f"{shown}: {why_blocked[row['email']] or 'no reason recorded'}"
+        table.add_row(row["email"], row["name"], shown, lists)
     console.print(table)
 
 
@@ -146,3 +154,48 @@ def purge_pending(
     with session_scope() as session:
         purged = purge_expired_signups(session, now=utcnow(), ttl=ttl)
     console.print(f"Purged {purged} unconfirmed signups older than {ttl.days} days.")
+
+
+@app.command()
+def blocked(
+    page: Annotated[int, typer.Option(min=1)] = 1,
+    per_page: Annotated[int, typer.Option(min=1, max=1000, help="Readers per page.")] = 50,
+    format: Annotated[str, typer.Option(help="table or json")] = "table",
+) -> None:
+    """Readers no mail goes to (dead addresses, complaints), the latest blocked first."""
+    with session_scope() as session:
+        found = stats.blocked_readers(session, page=page, per_page=per_page)
+    if format == "json":
+        print_json(
+            [
+                {"email": r.email, "blocked_at": r.blocked_at, "why": r.reason,
+                 "bounce_score": r.bounce_score}
+                for r in found.readers
+            ]
+        )  # fmt: skip
+        return
+    pages = max(1, -(-found.total // per_page))
+    table = Table(
+        "Email", "Blocked at", "Why",
+        title=f"Blocked readers (page {page} of {pages}, {found.total} in all)",
+    )  # fmt: skip
+    for reader in found.readers:
+        when = f"{reader.blocked_at:%Y-%m-%d %H:%M} UTC" if reader.blocked_at else "-"
+        table.add_row(reader.email, when, reader.reason or "no reason recorded")
+    console.print(table)
+
+
+@app.command()
+def unblock(email: Annotated[str, typer.Argument(help="The reader's address.")]) -> None:
+    """Send mail to a blocked reader again, on the lists they are still on (logged as cli)."""
+    with session_scope() as session:
+        reader = find_subscriber(session, email.strip())
+        if reader is None:
+            raise CommandError(f"no reader {email}")
+        why = reader.blocked_reason
+        if not policy.unblock(session, reader, who="cli", now=utcnow()):
+            raise CommandError(f"{reader.email} is not blocked")
+        address = reader.email
+    console.print(
+        f"Unblocked {address}: mail resumes to the lists they are still on (was blocked: {why})."
+    )
