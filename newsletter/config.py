@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -111,6 +112,7 @@ class Settings(BaseSettings):
     webhook_sendgrid_public_key: str
     webhook_mailgun_signing_key: str
     webhook_postmark_credentials: str
+    webhook_ses_certificate_hosts: str
 
     @classmethod
     def settings_customise_sources(
@@ -146,6 +148,17 @@ class Settings(BaseSettings):
         except ValueError as error:
             raise ConfigurationError(
                 f"NEWSLETTER_TRUSTED_PROXIES: {error} (write e.g. 127.0.0.1, 10.0.0.0/8)."
+            ) from None
+        return value
+
+    @field_validator("webhook_ses_certificate_hosts")
+    @classmethod
+    def _certificate_hosts_is_a_pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ConfigurationError(
+                f"NEWSLETTER_WEBHOOK_SES_CERTIFICATE_HOSTS is not a regular expression: {error}."
             ) from None
         return value
 

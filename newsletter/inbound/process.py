@@ -80,7 +80,7 @@ def process(session: Session, message_id: int, *, settings: Settings, now: datet
         message.error = "; ".join(report.defects)[:2000]
     reader = _reader(session, report, message, recipients, settings)
     editions: set[int] = set()
-    for signal in signals(report, reader, bare_bounce=message.envelope_from == ""):
+    for signal in signals(report, reader, bare_bounce=_null_sender(message)):
         event = apply(
             session, signal, source=message.source, settings=settings, now=now,
             inbound_message_id=message.id,
@@ -205,6 +205,12 @@ def _said(report: Report, *, bare_bounce: bool) -> list[Signal]:
     return [Signal(kind, address=report.from_address if kind != MailEventKind.OTHER else "")]
 
 
+def _null_sender(message: InboundMessage) -> bool:
+    """Whether it came with the null envelope sender (``MAIL FROM:<>``) that marks mail
+    servers' reports; known only for mail taken over SMTP or LMTP (not from a mailbox)."""
+    return message.source in ("smtp", "lmtp") and message.envelope_from == ""
+
+
 def _same(address: str, mailbox: str) -> bool:
     return address.strip().strip("<>").lower() == mailbox.lower()
 
@@ -224,11 +230,7 @@ def _reader(
             return _from_edition(session, tag.edition_id, tag.subscriber_id)
         return Reader(subscriber_id=tag.subscriber_id)
     if report.original_message_id:
-        named = delivery_of_message_id(settings.secret_key, report.original_message_id)
-        if named is not None:
-            delivery = session.get(Delivery, named[1])
-            if delivery is not None and delivery.edition_id == named[0]:
-                return _from_edition(session, delivery.edition_id, delivery.subscriber_id)
+        return reader_of_message_id(session, settings, report.original_message_id)
     return Reader()
 
 
@@ -288,3 +290,15 @@ def events_of(session: Session, message_id: int) -> list[MailEvent]:
             .order_by(MailEvent.id)
         )
     )
+
+
+def reader_of_message_id(session: Session, settings: Settings, message_id: str) -> Reader:
+    """Whose delivery one of our signed Message-IDs names (quoted in a bounce, or passed back
+    by a provider's webhook); an empty Reader when it does not verify or names no delivery."""
+    named = delivery_of_message_id(settings.secret_key, message_id)
+    if named is None:
+        return Reader()
+    delivery = session.get(Delivery, named[1])
+    if delivery is None or delivery.edition_id != named[0]:
+        return Reader()
+    return _from_edition(session, delivery.edition_id, delivery.subscriber_id)

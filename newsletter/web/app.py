@@ -21,7 +21,7 @@ from newsletter.clock import Clock, clock_for
 from newsletter.config import Settings, get_settings
 from newsletter.db import get_engine
 from newsletter.handoff import BrokerUnavailable, Handoff, default_handoff
-from newsletter.web import admin, api, archive, editor_api, editor_catalog, pages
+from newsletter.web import admin, api, archive, editor_api, editor_catalog, pages, webhooks
 from newsletter.web.auth import SESSION_COOKIE, LoginRequired, login_url
 from newsletter.web.context import Web, message, page_environment
 from newsletter.web.forwarded import ForwardedClient, TrustedProxies
@@ -194,8 +194,9 @@ def create_app(
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> Response:
-        """Starlette's own refusals (bad multipart, too many fields) as pages outside the API."""
-        if request.url.path.startswith("/api/") or error.status_code < 400:
+        """Starlette's own refusals (bad multipart, too many fields, a body over the limit) as
+        pages outside the API and the webhooks, whose callers are programs reading JSON."""
+        if request.url.path.startswith(("/api/", "/webhooks/")) or error.status_code < 400:
             return JSONResponse(
                 {"detail": error.detail}, status_code=error.status_code, headers=error.headers
             )
@@ -257,6 +258,7 @@ def create_app(
     app.include_router(editor_api.router)
     app.include_router(admin.router)
     app.include_router(archive.router)
+    app.include_router(webhooks.router)
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key,

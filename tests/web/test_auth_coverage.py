@@ -3,17 +3,22 @@
 The routes are read from the app itself, so a route added later is covered without touching
 this file: unless it is on the short PUBLIC allowlist below, a stranger is refused (401/403,
 or the admin's redirect to its login page), an admin form needs its CSRF token even from a
-signed-in editor, and the editor API refuses a revoked token.
+signed-in editor, and the editor API refuses a revoked token. Provider webhooks
+(``/webhooks/``) are authenticated by the provider's signature or credentials, not an
+editor's: enabled, each refuses an unsigned request.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
@@ -25,7 +30,7 @@ from newsletter.config import Settings
 from newsletter.editors.service import revoke_token
 from newsletter.models import ApiToken
 from newsletter.web import create_app
-from tests.web.conftest import AdminClient, RecordingHandoff
+from tests.web.conftest import AdminClient, AppFactory, RecordingHandoff
 
 # FastAPI's own documentation routes: served, but not operations of the document itself.
 DOCUMENTATION = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
@@ -89,6 +94,10 @@ class Endpoint:
     @property
     def admin(self) -> bool:
         return self.template == "/admin" or self.template.startswith("/admin/")
+
+    @property
+    def webhook(self) -> bool:
+        return self.template.startswith("/webhooks/")
 
     @property
     def editor_api(self) -> bool:
@@ -164,7 +173,8 @@ def test_every_public_route_on_the_allowlist_exists() -> None:
 
 def test_every_private_route_refuses_a_stranger(client: TestClient) -> None:
     let_in = []
-    for endpoint, response in requests(client, (e for e in ENDPOINTS if not e.public)):
+    private = (e for e in ENDPOINTS if not e.public and not e.webhook)
+    for endpoint, response in requests(client, private):
         to_login = response.status_code == 303 and response.headers["location"].startswith(
             "/admin/login"
         )
@@ -173,6 +183,35 @@ def test_every_private_route_refuses_a_stranger(client: TestClient) -> None:
         let_in.append(f"{endpoint}: {response.status_code}")
 
     assert let_in == []
+
+
+def _webhook_settings() -> dict[str, str]:
+    """Every provider webhook enabled, with keys nobody outside this test holds."""
+    public = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return {
+        "webhook_ses_topic_arns": "arn:aws:sns:us-east-1:123456789012:bounces",
+        "webhook_sendgrid_public_key": base64.b64encode(public).decode(),
+        "webhook_mailgun_signing_key": "key-test",
+        "webhook_postmark_credentials": "postmark:secret",
+    }
+
+
+def test_every_webhook_refuses_an_unsigned_request(make_client: AppFactory) -> None:
+    client = make_client(**_webhook_settings())
+    webhooks = [e for e in ENDPOINTS if e.webhook]
+    accepted = [
+        f"{endpoint}: {response.status_code}"
+        for endpoint in webhooks
+        if (response := client.request(endpoint.method, endpoint.path, json={})).status_code
+        not in (401, 403)
+    ]
+
+    assert len(webhooks) == 4
+    assert accepted == []
 
 
 def test_the_editor_api_answers_a_stranger_in_json(client: TestClient) -> None:
