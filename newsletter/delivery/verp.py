@@ -101,14 +101,20 @@ class ReturnPath:
 
     def owns(self, address: str) -> bool:
         """Whether ``address`` is the bounce address itself or one of its tagged forms."""
+        return self._tag_text(address) is not None
+
+    def _tag_text(self, address: str) -> str | None:
+        """What follows ``<local>+`` ("" for the bare address); None if not ours."""
         local, _, domain = address.strip().strip("<>").rpartition("@")
-        base = local.split("+", 1)[0]
-        return domain.lower() == self.domain and base.lower() == self.local.lower()
+        if domain.lower() != self.domain:
+            return None
+        local, base = local.lower(), self.local.lower()
+        if local == base:
+            return ""
+        # The bounce address may hold a "+" of its own: the tag is what follows all of it.
+        return local[len(base) + 1 :] if local.startswith(base + "+") else None
 
     def tag_of(self, address: str) -> Tag | None:
         """The verified tag of one of our envelope senders, else None."""
-        if not self.owns(address):
-            return None
-        local = address.strip().strip("<>").rpartition("@")[0]
-        _, plus, tag = local.partition("+")
-        return read_tag(self.secret_key, tag) if plus else None
+        tag = self._tag_text(address)
+        return read_tag(self.secret_key, tag) if tag else None

@@ -61,7 +61,12 @@ def check(session: Session, edition_id: int, *, settings: Settings, now: datetim
             f"({hard / tried:.1%}, above {settings.breaker_hard_bounce_rate:.1%}): is the list "
             "an old or imported one?"
         )
-    elif complaints / tried > settings.breaker_complaint_rate:
+    elif (
+        complaints / tried > settings.breaker_complaint_rate
+        # One complaint alone never pauses a send: only once the sample is large enough
+        # for the rate to take two.
+        and complaints >= 2
+    ):
         why = (
             f"{complaints} of the first {tried} readers reported it as spam "
             f"({complaints / tried:.2%}, above {settings.breaker_complaint_rate:.2%})."

@@ -133,7 +133,11 @@ def _act(
         return RECORDED
     if signal.kind == MailEventKind.COMPLAINT:
         unsubscribe_all(session, reader.id, client=Client(source="complaint"), now=now)
-        _block(session, reader, "complained (marked a message as spam)", source, now)
+        why = "complained (marked a message as spam)"
+        if reader.status == SubscriberStatus.BLOCKED:
+            # Blocked already (it bounced, say): the complaint is still the reader's word.
+            _record(session, reader, ConsentAction.COMPLAINT, why, source, now)
+        _block(session, reader, why, source, now)
         return SUPPRESSED
     if signal.kind == MailEventKind.UNSUBSCRIBE:
         if signal.list_id is not None:
@@ -157,6 +161,13 @@ def _block(session: Session, reader: Subscriber, why: str, source: str, now: dat
     reader.blocked_at = now
     reader.blocked_reason = why[:500]
     action = ConsentAction.COMPLAINT if why.startswith("complained") else ConsentAction.BLOCK
+    _record(session, reader, action, why, source, now)
+
+
+def _record(
+    session: Session, reader: Subscriber, action: ConsentAction, why: str, source: str,
+    now: datetime,
+) -> None:  # fmt: skip
     consent.record(
         session, action, email=reader.email, subscriber_id=reader.id, list_id=None,
         client=Client(source=source), now=now, detail=why[:500],

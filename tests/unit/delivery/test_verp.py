@@ -153,3 +153,12 @@ def test_a_notice_has_an_envelope_sender_with_a_notice_tag(
     return_path = ReturnPath.parse("bounces@mail.example.com", settings.secret_key)
     assert return_path is not None
     assert return_path.tag_of(notice.sender) == Tag(NOTICE, subscriber_id=reader.id)
+
+
+def test_a_bounce_address_with_a_plus_of_its_own_reads_its_tags() -> None:
+    return_path = ReturnPath.parse("bounces+news@mail.example.com", "secret")
+    assert return_path is not None
+    address = return_path.address(Tag(DIGEST, 7, 3))
+    assert address.startswith("bounces+news+d3-7-")
+    assert return_path.tag_of(address) == Tag(DIGEST, 7, 3)
+    assert not return_path.owns("bounces@mail.example.com")

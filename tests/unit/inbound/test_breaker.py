@@ -102,13 +102,25 @@ def test_complaints_above_a_tenth_of_a_percent_pause_it(
 ) -> None:
     readers = sent(session, edition, 20)
     complained(session, edition, readers[3], breaker_settings, now)
+    complained(session, edition, readers[4], breaker_settings, now)
 
     assert breaker.check(session, edition.id, settings=breaker_settings, now=now)
 
     assert edition.status == EditionStatus.PAUSED
-    assert "1 of the first 20 readers reported it as spam (5.00%, above 0.10%)" in (
+    assert "2 of the first 20 readers reported it as spam (10.00%, above 0.10%)" in (
         edition.pause_reason
     )
+
+
+def test_one_complaint_alone_never_pauses_a_send(
+    session: Session, edition: Edition, breaker_settings: Settings, now: datetime
+) -> None:
+    readers = sent(session, edition, 20)
+    complained(session, edition, readers[3], breaker_settings, now)
+
+    assert not breaker.check(session, edition.id, settings=breaker_settings, now=now)
+
+    assert edition.status == EditionStatus.SENDING
 
 
 def test_an_edition_an_editor_resumed_does_not_pause_itself_again(
