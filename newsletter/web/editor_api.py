@@ -21,6 +21,7 @@ from newsletter.config import Settings
 from newsletter.delivery.progress import Progress, progress
 from newsletter.editions import service as editions
 from newsletter.editions.service import EditionError, Touches, get_edition
+from newsletter.inbound.stats import edition_outcomes
 from newsletter.lists.service import get_list
 from newsletter.models import (
     Edition,
@@ -61,7 +62,8 @@ def _detail(request: Request, session: Session, edition: Edition) -> EditionDeta
     # progress() refreshes the edition from the database: write the changes out first.
     session.flush()
     state = progress(session, edition.id, now=now(request))
-    return EditionDetail.build(edition, state, web(request).settings)
+    outcomes = edition_outcomes(session, edition.id)
+    return EditionDetail.build(edition, state, outcomes, web(request).settings)
 
 
 Change = Callable[[Session, Edition, Settings], object]

@@ -21,6 +21,7 @@ from pydantic import (
 from newsletter.config import Settings
 from newsletter.delivery.progress import Progress
 from newsletter.editions.build import archive_url, ordered_items
+from newsletter.inbound.stats import EditionOutcomes
 from newsletter.models import (
     Edition,
     EditionStatus,
@@ -228,9 +229,19 @@ class EditionDetail(EditionSummary):
     render_ms: int
     archive_url: str = Field(description="Its public page once sent: the email's browser link.")
     progress: Progress
+    pause_reason: str = Field(
+        description="Why the edition paused itself (the bounce and complaint circuit breaker); "
+        "after an editor resumed it, prefixed with 'resumed by an editor after: '."
+    )
+    outcomes: EditionOutcomes = Field(
+        description="What came back of it: bounces, sender-side refusals and complaints by "
+        "reader, and unsubscribes made before the list's next edition (see docs/inbound.md)."
+    )
 
     @classmethod
-    def build(cls, edition: Edition, state: Progress, settings: Settings) -> EditionDetail:
+    def build(
+        cls, edition: Edition, state: Progress, outcomes: EditionOutcomes, settings: Settings
+    ) -> EditionDetail:
         posts = [
             EditionPost(
                 id=item.post_id,
@@ -252,6 +263,7 @@ class EditionDetail(EditionSummary):
             preheader_override=edition.preheader_override, posts=posts,
             html_bytes=len(edition.html.encode()), render_ms=edition.render_ms,
             archive_url=archive_url(edition, settings), progress=state,
+            pause_reason=edition.pause_reason, outcomes=outcomes,
         )  # fmt: skip
 
 

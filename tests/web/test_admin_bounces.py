@@ -8,6 +8,7 @@ import re
 from datetime import datetime, timedelta
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -320,3 +321,27 @@ def test_the_blocked_readers_page_is_paginated(
     assert "reader00@example.com" not in first
     assert "page 2 of 2" in second
     assert "reader00@example.com" in second
+
+
+# --- The editor API ---------------------------------------------------------------------------
+
+
+def test_the_editor_api_gives_an_editions_outcomes(
+    api: TestClient, session: Session, edition: Edition, settings: Settings, now: datetime
+) -> None:
+    hard_bounce(session, edition, "ada@example.com", settings=settings, now=now)
+    complaint(session, edition, "edsger@example.com", settings=settings, now=now)
+
+    detail = api.get(f"/api/v1/editions/{edition.id}").json()
+
+    assert (detail["pause_reason"], detail["outcomes"]) == ("", {
+        "edition_id": edition.id, "delivered": 4, "bounced_hard": 1, "bounced_soft": 0,
+        "refused_sender": 0, "complaints": 1, "unsubscribed_link": 0,
+        "unsubscribed_one_click": 0, "unsubscribed_email": 0,
+    })  # fmt: skip
+
+
+def test_the_editor_api_says_why_an_edition_paused_itself(api: TestClient, paused: Edition) -> None:
+    detail = api.get(f"/api/v1/editions/{paused.id}").json()
+
+    assert (detail["status"], detail["pause_reason"]) == ("paused", PAUSED_WHY)
