@@ -106,7 +106,9 @@ def category_of(severity: str, reason: str, status: str, reply: str) -> tuple[Ca
     category, why = categorise(status, reply)
     if category == "sender":
         return category, why
-    if reason == "old" or severity == "temporary":
+    if reason == "old":
+        return "soft", "expired"
+    if severity == "temporary":
         return "soft", why if category == "soft" else "expired"
     return category, why
 
