@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -750,3 +751,16 @@ def test_a_body_over_the_size_limit_is_refused_in_json(
 
     assert response.status_code == 413
     assert "limit is 1,000 bytes" in response.json()["detail"]
+
+
+def test_events_that_cannot_be_stored_get_a_503_so_the_provider_retries(
+    make_client: AppFactory, tmp_path: Path, now: datetime
+) -> None:
+    down = f"sqlite:///{tmp_path / 'no-such-directory' / 'newsletter.db'}"
+    client = make_client(webhook_mailgun_signing_key=MAILGUN_KEY, database_url=down)
+
+    response = client.post("/webhooks/mailgun", content=mailgun(mailgun_failed(), now=now))
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "60"
+    assert response.json() == {"detail": "The events could not be recorded just now; please retry."}

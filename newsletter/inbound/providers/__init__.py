@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from newsletter.inbound.classify import Category
@@ -32,6 +33,10 @@ from newsletter.inbound.process import Reader
 from newsletter.models import MailEventKind
 
 __all__ = ["ProviderEvent", "ProviderRefused"]
+
+# How far a signed timestamp may be from our clock: a captured request cannot be replayed
+# later, and providers sign each delivery attempt afresh.
+MAX_AGE_S = 600
 
 
 class ProviderRefused(Exception):
@@ -76,6 +81,16 @@ class ProviderEvent:
             for signal in self.signals
         ]
         return replace(self, signals=signals)
+
+
+def signed_recently(timestamp: str, now: datetime) -> None:
+    """403 unless ``timestamp`` (seconds since the epoch, as signed) is within ``MAX_AGE_S``."""
+    if not timestamp.isdigit():
+        raise ProviderRefused(403, "The signature's timestamp is not a number of seconds.")
+    if abs(now.timestamp() - int(timestamp)) > MAX_AGE_S:
+        raise ProviderRefused(
+            403, f"The signature's timestamp is more than {MAX_AGE_S // 60} minutes from now."
+        )
 
 
 def json_body(body: bytes, what: str) -> Any:
