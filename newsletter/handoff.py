@@ -232,7 +232,11 @@ def poll_mailbox(settings: Settings, clock: Clock) -> mailbox.PollResult:
         for message_id in stored:
             for edition_id in process_inbound(message_id, settings, clock):
                 log.warning("edition %s paused itself: see the admin for why", edition_id)
-    process_pending_inbound(settings, clock)
+    try:
+        process_pending_inbound(settings, clock)
+    except Exception:
+        # The database failed the stores too (counted in the result); the next poll retries.
+        log.exception("bounce mailbox: messages stored earlier could not be processed")
     log.info(
         "bounce mailbox: %s fetched, %s stored, %s stored before, %s moved, %s deleted, "
         "%s failed, %s too large, %s left for the next poll", result.fetched, result.stored,

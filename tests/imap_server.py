@@ -99,11 +99,12 @@ class Dovecot:
     def start(self) -> None:
         try:
             self._configure()
-            self._process = subprocess.Popen(
-                ["dovecot", "-F", "-c", str(self.config_file)],
-                stdout=subprocess.DEVNULL,
-                stderr=(self.root / "stderr").open("wb"),
-            )
+            with (self.root / "stderr").open("wb") as stderr:
+                self._process = subprocess.Popen(
+                    ["dovecot", "-F", "-c", str(self.config_file)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr,
+                )
             self._wait_until_ready()
         except BaseException:
             self.stop()
@@ -251,6 +252,11 @@ service imap-login {{
 {listeners}}}
 service anvil {{
   chroot =
+  # No auth penalty socket, so no penalty: after a test's wrong password, the next login
+  # would otherwise wait seconds.
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
 }}
 protocol imap {{
 {capability}}}
