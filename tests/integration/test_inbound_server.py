@@ -6,15 +6,10 @@ auto-reply, a reader's unsubscribe email, garbage) and checks what happened to t
 
 from __future__ import annotations
 
-import os
 import re
 import smtplib
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -44,9 +39,9 @@ from newsletter.models import (
     SubscriptionStatus,
 )
 from newsletter.posts.ingest import upsert_posts
-from newsletter.runtime import free_port
 from newsletter.subscriptions.tokens import UNSUBSCRIBE, make_token
 from tests.factories import edition_with_readers, post
+from tests.inbound_server import Inbound, start_inbound_server
 
 pytestmark = pytest.mark.integration
 
@@ -54,37 +49,6 @@ BOUNCE_ADDRESS = "bounces@bounces.example.com"
 UNSUBSCRIBE_ADDRESS = "unsubscribe@news.example.com"
 READERS = ["alice@example.org", "bob@example.org", "carol@example.org"]
 POSTFIX_DSN = Path(__file__).parents[1] / "data" / "dsn" / "postfix-user-unknown.eml"
-
-
-@dataclass
-class Inbound:
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def send(self, data: bytes, recipient: str, sender: str = "") -> str:
-        """Deliver one message as a mail server would; the server's reply to DATA."""
-        data = re.sub(rb"\r?\n", b"\r\n", data)  # smtplib sends bytes as they are
-        with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as client:
-            client.ehlo("mta.example.net")
-            client.mail(sender)
-            code, reply = client.rcpt(recipient)
-            if code >= 400:
-                return f"{code} {reply.decode()}"
-            code, reply = client.data(data)
-            return f"{code} {reply.decode()}"
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"inbound server exited:\n{log.read_text()}")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"inbound server did not listen:\n{log.read_text()}")
 
 
 @pytest.fixture
@@ -97,24 +61,12 @@ def inbound_settings(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iter
     get_settings.cache_clear()
 
 
-def _start(tmp_path: Path, *extra: str) -> Inbound:
-    port = free_port()
-    log = tmp_path / f"inbound-{port}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "newsletter", "inbound", "serve", "--port", str(port), *extra],
-            env=dict(os.environ), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    _wait_for_port(port, process, log)
-    return Inbound(port, process, log)
-
-
 @pytest.fixture
 def start_inbound(inbound_settings: Settings, tmp_path: Path) -> Iterator[Callable[..., Inbound]]:
     started: list[Inbound] = []
 
     def start(*extra: str) -> Inbound:
-        server = _start(tmp_path, *extra)
+        server = start_inbound_server(tmp_path, *extra)
         started.append(server)
         return server
 
