@@ -140,7 +140,6 @@ def poll(
     limit: int = 500,
     batch_size: int = 50,
     timeout: float = 30.0,
-    ssl_context: ssl.SSLContext | None = None,
 ) -> PollResult:
     """Store, then move (or delete), the mailbox's messages; see the module docstring."""
     mailbox = MailboxURL.parse(url)
@@ -149,7 +148,7 @@ def poll(
             f"NEWSLETTER_IMAP_PROCESSED_FOLDER is the folder polled ({mailbox.folder}): "
             "choose another folder, or leave it empty to delete stored messages"
         )
-    with _connected(mailbox, timeout, ssl_context) as imap:
+    with _connected(mailbox, timeout) as imap:
         return _Poll(imap, mailbox, store, processed_folder, max_bytes).run(limit, batch_size)
 
 
@@ -246,12 +245,11 @@ class _Poll:
 
 
 @contextmanager
-def _connected(
-    mailbox: MailboxURL, timeout: float, ssl_context: ssl.SSLContext | None
-) -> Iterator[_Imap]:
+def _connected(mailbox: MailboxURL, timeout: float) -> Iterator[_Imap]:
     """A logged-in connection; every IMAP or socket error becomes a :class:`MailboxError`."""
     where = f"{mailbox.host}:{mailbox.port}"
-    context = ssl_context or ssl.create_default_context()
+    # The system's trusted authorities; a private CA is added with SSL_CERT_FILE.
+    context = ssl.create_default_context()
     try:
         connection = _open(mailbox, timeout, context)
     except ssl.SSLError as error:

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import select
@@ -153,16 +154,19 @@ Subject: Today's digest
 
 
 def _stored() -> list[InboundMessage]:
-    with session_scope() as session:
-        rows = list(session.scalars(select(InboundMessage).order_by(InboundMessage.id)))
-        for row in rows:
-            session.expunge(row)
-        return rows
+    return _all(InboundMessage)
 
 
 def _events() -> list[MailEvent]:
+    return _all(MailEvent)
+
+
+Row = TypeVar("Row", InboundMessage, MailEvent)
+
+
+def _all(model: type[Row]) -> list[Row]:
     with session_scope() as session:
-        rows = list(session.scalars(select(MailEvent).order_by(MailEvent.id)))
+        rows = list(session.scalars(select(model).order_by(model.id)))
         for row in rows:
             session.expunge(row)
         return rows
@@ -355,6 +359,18 @@ def test_a_wrong_password_is_a_one_line_error_without_the_password(
     assert "check the user and password in NEWSLETTER_IMAP_URL" in error
     assert "hunter2" not in output
     assert len(dovecot.messages()) == 1
+
+
+def test_polling_every_minute_stops_at_once_on_a_refused_password(
+    dovecot: Dovecot, imap_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Trying again every minute would only get the mailbox account locked.
+    _configure(monkeypatch, imap_url=dovecot.url(password="hunter2-wrong"))
+
+    code, output = run("inbound", "poll", "--every", "60")
+
+    assert code == 1
+    assert "refused the login of 'bounces'" in output
 
 
 def test_an_unreachable_server_is_a_one_line_error(
