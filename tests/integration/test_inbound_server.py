@@ -345,6 +345,7 @@ def test_malformed_mime_is_kept_and_reported_without_a_crash(
     assert stored.raw.endswith(b"--y--\r\n\x80\x81\r\n")
     # The server is still up and takes the next message.
     assert inbound.send(_postfix_dsn(verp, READERS[0]), verp).startswith("250")
+    assert len(_events(count=2)) == 2
 
 
 def test_a_message_over_the_size_limit_is_refused_and_the_server_stays_up(
@@ -357,6 +358,7 @@ def test_a_message_over_the_size_limit_is_refused_and_the_server_stays_up(
     assert reply.startswith("552")
     assert _stored() == []
     assert inbound.send(_postfix_dsn(verp, READERS[0]), verp).startswith("250")
+    assert [e.outcome for e in _events()] == ["blocked"]
 
 
 def test_a_message_stored_before_a_crash_is_processed_once_at_the_next_start(
