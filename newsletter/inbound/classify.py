@@ -65,6 +65,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
 from email.parser import HeaderParser
+from functools import cached_property
 from typing import Literal
 
 from flufl.bounce import all_failures
@@ -136,9 +137,18 @@ DETECTOR_LINES = 60  # lines of each text part that flufl.bounce's detectors rea
 Rule = tuple[re.Pattern[str], Category, str]
 
 
-def _rule(pattern: str, category: Category, reason: str) -> Rule:
+def _rule(pattern: str, category: Category, reason: str, starts: str) -> Rule:
+    """A rule whose matches can only begin with one of the characters in ``starts``.
+
+    The regex engine tries every alternative of a pattern at every position of the text, and
+    the table was a third of the time a bounce took to read. Led by a character class, the
+    engine skips from one candidate character to the next instead, and only there looks back
+    one character (the lookbehind) to try the pattern itself: the same matches, about twice
+    as fast. ``starts`` must hold every character a match can begin with; the tests check it.
+    """
     # Patterns are lower case and matched against lower-cased text: much faster than IGNORECASE.
-    return re.compile(pattern), category, reason
+    first = "".join(re.escape(character) for character in starts)
+    return re.compile(f"[{first}](?<=(?=(?:{pattern})).)"), category, reason
 
 
 _ACCOUNT = r"(?:account|mailbox|user|address|recipient|e-?mail)"
@@ -149,6 +159,7 @@ RULES: tuple[Rule, ...] = (
         r"recipient address rejected: access denied|5\.4\.1 .{0,80}access denied",
         "hard",
         "user_unknown",
+        "5r",
     ),
     _rule(
         rf"{_ACCOUNT}(?: \S+){{0,3}} (?:is |has been |was )?(?:currently )?(?:disabled|"
@@ -158,9 +169,10 @@ RULES: tuple[Rule, ...] = (
         r"\[#102\]|5\.7\.13",
         "hard",
         "mailbox_disabled",
+        "5[acdeimnrsu",
     ),
     # Our own sending quota at a provider, before "quota" is taken for a full mailbox.
-    _rule(r"sending (?:quota|limit)|daily .{0,20}quota", "sender", "rate_limited"),
+    _rule(r"sending (?:quota|limit)|daily .{0,20}quota", "sender", "rate_limited", "ds"),
     _rule(
         r"(?:mail ?box|in ?box|account|user|recipient)(?:'s)?(?: \S+){0,2} (?:is |was )?(?:full|"
         r"over ?quota)|over ?quota|quota (?:exceeded|exceed|full)|exceed(?:s|ed)? (?:\S+ ){0,3}"
@@ -171,6 +183,7 @@ RULES: tuple[Rule, ...] = (
         r"[45]\.2\.2",
         "soft",
         "mailbox_full",
+        "45adefimoqrstu",
     ),
     # Surely about us: our addresses, our reputation, our message.
     _rule(
@@ -179,12 +192,14 @@ RULES: tuple[Rule, ...] = (
         r"senderscore|cloudmark|\bbl\d{2}\b|\brp-?00\d|\brl\d{2}\b",
         "sender",
         "blocked",
+        "bcdilrsu",
     ),
     _rule(
         r"dmarc|\bspf\b|dkim|unauthenticated|authenticat|not authorized to send|"
         r"reverse dns|\bptr\b|rdns|5\.7\.2[3-9]|5\.7\.1[5-9]|5\.7\.8\b",
         "sender",
         "authentication",
+        "5adnprsu",
     ),
     _rule(
         r"rate limit|too many (?:connections|messages from|recipients|mails from)|throttl|"
@@ -192,13 +207,15 @@ RULES: tuple[Rule, ...] = (
         r"4\.7\.28|sending limit",
         "sender",
         "rate_limited",
+        "4erstu",
     ),
-    _rule(r"virus|malware|infected|trojan|worm\b", "sender", "virus"),
+    _rule(r"virus|malware|infected|trojan|worm\b", "sender", "virus", "imtvw"),
     _rule(
         r"spam|unsolicited|junk|bulk mail|content filter|phish|suspicious|"
         r"scl=|looks like|5\.7\.350|message content|\bube\b",
         "sender",
         "spam",
+        "5bcjlmpsu",
     ),
     _rule(
         r"relay(?:ing)? (?:denied|not permitted|access denied|prohibited|not allowed)|"
@@ -208,24 +225,28 @@ RULES: tuple[Rule, ...] = (
         r"isn't in my (?:list of allowed )?rcpthosts",
         "sender",
         "relaying",
+        "acinruw",
     ),
     _rule(
         r"message (?:size|length)|(?:too large|too big)|exceeds (?:the )?(?:\S+ )?(?:size|"
         r"maximum)|size limit|attachments|embedded images|[45]\.3\.4|[45]\.2\.3",
         "sender",
         "content",
+        "45aemst",
     ),
     # Challenge-response systems want us to prove we are human.
     _rule(
         r"requires confirmation|pre-?approved|whitelist|allowed list|verification",
         "sender",
         "policy",
+        "aprvw",
     ),
     # A name server that failed for now, reported when the message expired.
     _rule(
         r"host not found, try again|temporary failure in name resolution|servfail",
         "soft",
         "expired",
+        "hst",
     ),
     # The address is dead.
     _rule(
@@ -237,6 +258,7 @@ RULES: tuple[Rule, ...] = (
         r"domain .{0,40}(?:has no|lacks) (?:mx|mail)",
         "hard",
         "no_such_domain",
+        "cdhmnu",
     ),
     _rule(
         r"user(?:name)? unknown|unknown (?:user|recipient|mailbox|address|local[- ]?part|"
@@ -258,6 +280,7 @@ RULES: tuple[Rule, ...] = (
         r"existiert nicht|unbekannt|nie istnieje|no existe",
         "hard",
         "user_unknown",
+        "abdeimnru",
     ),
     # Passing trouble on the reader's side.
     _rule(
@@ -269,6 +292,7 @@ RULES: tuple[Rule, ...] = (
         r"[45]\.4\.7",
         "soft",
         "expired",
+        "45cdefglnrtu",
     ),
     # Vague refusals: the server did not want our message.
     _rule(
@@ -276,14 +300,15 @@ RULES: tuple[Rule, ...] = (
         r"rejected|blacklisted|administrative|not accepting mail",
         "sender",
         "policy",
+        "abdnpr",
     ),
     # The status code on its own, when no text told more.
-    _rule(r"\b[45]\.1\.[0136]\b", "hard", "user_unknown"),
-    _rule(r"\b[45]\.1\.(?:2|10)\b|\b[45]\.4\.4\b", "hard", "no_such_domain"),
-    _rule(r"\b[45]\.2\.1\b", "hard", "mailbox_disabled"),
-    _rule(r"\b[45]\.1\.[78]\b", "sender", "policy"),
-    _rule(r"\b5\.7\.\d{1,3}\b", "sender", "policy"),
-    _rule(r"\b4\.7\.\d{1,3}\b", "sender", "rate_limited"),
+    _rule(r"\b[45]\.1\.[0136]\b", "hard", "user_unknown", "45"),
+    _rule(r"\b[45]\.1\.(?:2|10)\b|\b[45]\.4\.4\b", "hard", "no_such_domain", "45"),
+    _rule(r"\b[45]\.2\.1\b", "hard", "mailbox_disabled", "45"),
+    _rule(r"\b[45]\.1\.[78]\b", "sender", "policy", "45"),
+    _rule(r"\b5\.7\.\d{1,3}\b", "sender", "policy", "5"),
+    _rule(r"\b4\.7\.\d{1,3}\b", "sender", "rate_limited", "4"),
 )
 
 _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -367,7 +392,6 @@ _END_OF_REPORT = re.compile(
 _LONE_ADDRESS = re.compile(r"^[\s*>-]*<?[^\s@<>]+@[^\s@<>]+>?:?\s*$")
 _ANGLED = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
 _ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
-_SPACES = re.compile(r"\s+")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _DIAGNOSTIC_TYPE = re.compile(r"^\s*[\w.-]{1,20}\s*;\s*")
 
@@ -390,7 +414,7 @@ class _Parts:
         self.feedback: list[Message] = []
         self.original: Message | None = None
         self.original_parts: list[Message] = []
-        self.leaves: list[tuple[Message, bool]] = []  # parts with a text payload, inside?
+        self.leaves: list[tuple[Message, str, bool]] = []  # not multipart: content type, inside?
         self.text: Message | None = None
         self.defects: list[str] = []
 
@@ -410,13 +434,15 @@ def _walk(message: Message, defects: list[str]) -> Iterator[tuple[Message, str, 
             return
         ctype = part.get_content_type()
         yield part, ctype, inside
-        payload = part.get_payload()
-        if not isinstance(payload, list) or ctype in _REPORT_PARTS:
+        # is_multipart, not get_payload: a leaf's get_payload looks up its transfer encoding
+        # and copies its whole text to look for surrogates, for every part of every message.
+        if not part.is_multipart() or ctype in _REPORT_PARTS:
             continue
         if depth >= MAX_DEPTH:
             defects.append("nested_too_deep")
             continue
         nested = inside or ctype == "message/rfc822"
+        payload = part.get_payload()
         children = [child for child in payload if isinstance(child, Message)]
         stack.extend((child, depth + 1, nested) for child in reversed(children))
 
@@ -426,8 +452,8 @@ def _find_parts(message: Message) -> _Parts:
     for part, ctype, inside in _walk(message, parts.defects):
         for defect in getattr(part, "defects", ()):
             parts.defects.append(type(defect).__name__)
-        if isinstance(part.get_payload(), str):
-            parts.leaves.append((part, inside))
+        if not part.is_multipart():
+            parts.leaves.append((part, ctype, inside))
         if inside:
             continue
         if ctype in _DELIVERY_STATUS:
@@ -468,7 +494,8 @@ def _decoded_text(part: Message) -> str:
 
 
 def _one_line(value: str, limit: int = MAX_DIAGNOSTIC) -> str:
-    return _SPACES.sub(" ", value).strip()[:limit]
+    # str.split and the regex \s agree on what white space is; splitting is the faster.
+    return " ".join(value.split())[:limit]
 
 
 def _header(message: Message, name: str) -> str:
@@ -538,10 +565,11 @@ def _status_blocks(part: Message) -> list[Message]:
     return [parser.parsestr(chunk) for chunk in re.split(r"\n\s*\n", text) if chunk.strip()]
 
 
-def _dsn_recipients(parts: _Parts, human_text: str) -> list[RecipientReport]:
+def _dsn_recipients(parts: _Parts, human_text: _Lines) -> list[RecipientReport]:
     reports: dict[tuple[str, str], RecipientReport] = {}
     for part in parts.delivery_status:
-        for block in _status_blocks(part)[1:] or _status_blocks(part):
+        blocks = _status_blocks(part)
+        for block in blocks[1:] or blocks:
             report = _dsn_recipient(block, human_text)
             # Alias expansion can report one address many times: once is enough.
             if report is not None:
@@ -549,7 +577,7 @@ def _dsn_recipients(parts: _Parts, human_text: str) -> list[RecipientReport]:
     return list(reports.values())
 
 
-def _dsn_recipient(block: Message, human_text: str) -> RecipientReport | None:
+def _dsn_recipient(block: Message, human_text: _Lines) -> RecipientReport | None:
     original = _typed_address(_header(block, "original-recipient"))
     final = _typed_address(_header(block, "final-recipient"))
     address = original or final
@@ -590,22 +618,55 @@ def _action(field: str, status: str) -> Action:
 # --- non-standard bounces ------------------------------------------------------------------
 
 
-def _text_near(text: str, address: str) -> tuple[str, str, str]:
+class _Lines:
+    """A bounce's text, split into lines once however many addresses are looked up in it."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._kinds: dict[int, tuple[bool, bool]] = {}
+        # Addresses on the same lines of a bounce are explained by the same text.
+        self.verdicts: dict[tuple[str, Action], tuple[Category, str]] = {}
+
+    def stops(self, index: int) -> tuple[bool, bool]:
+        """Whether line ``index`` ends a report (the quoted original starts) and whether it is
+        an address alone: asked again for every address whose explanation reaches it."""
+        found = self._kinds.get(index)
+        if found is None:
+            line = self.lines[index]
+            found = bool(_END_OF_REPORT.search(line)), bool(_LONE_ADDRESS.match(line))
+            self._kinds[index] = found
+        return found
+
+    @cached_property
+    def lines(self) -> list[str]:
+        return self.text.splitlines()
+
+    @cached_property
+    def lowered(self) -> list[str]:
+        return [line.lower() for line in self.lines]
+
+    @cached_property
+    def lowered_text(self) -> str:
+        # Joined by newlines: an address, which holds no line break, is in it only if it is
+        # in one of the lines.
+        return "\n".join(self.lowered)
+
+
+def _text_near(text: _Lines, address: str) -> tuple[str, str, str]:
     """Where a human-readable bounce explains ``address``: the line before the one naming it,
     the lines from that one to the next blank line (at most five), and a longer stretch (up
     to ten lines, past separators, until the quoted original or another address starts).
     Servers put their reply after the address, after a "Technical details" rule, or, for a
     list of addresses, in the sentence above it."""
-    if not text or not address:
+    if not text.text or not address:
         return "", "", ""
-    lines = text.splitlines()
-    lowered = [line.lower() for line in lines]
     # The whole address if the text has it, else its local part ("mykewlaolacct" on AOL's).
     needle = address.lower()
-    if not any(needle in line for line in lowered):
+    if needle not in text.lowered_text:
         needle = address.rpartition("@")[0].lower()
-        if len(needle) < 3:
+        if len(needle) < 3 or needle not in text.lowered_text:
             return "", "", ""
+    lines, lowered = text.lines, text.lowered
     for index, line in enumerate(lines):
         if needle not in lowered[index]:
             continue
@@ -617,18 +678,17 @@ def _text_near(text: str, address: str) -> tuple[str, str, str]:
                 continue
             window.append(following)
         longer = [line]
-        for following in lines[index + 1 : index + 11]:
-            if _END_OF_REPORT.search(following) or (
-                _LONE_ADDRESS.match(following) and needle not in following.lower()
-            ):
+        for after in range(index + 1, min(index + 11, len(lines))):
+            ends, lone = text.stops(after)
+            if ends or (lone and needle not in lowered[after]):
                 break
-            longer.append(following)
+            longer.append(lines[after])
         before = next((b for b in reversed(lines[max(0, index - 3) : index]) if b.strip()), "")
         return _one_line(before), _one_line(" ".join(window)), _one_line(" ".join(longer))
     return "", "", ""
 
 
-def _text_recipient(address: str, action: Action, text: str) -> RecipientReport:
+def _text_recipient(address: str, action: Action, text: _Lines) -> RecipientReport:
     """A recipient of a non-standard bounce, its diagnostic read from the text around it:
     the closest text that the rules can tell something from."""
     before, near, longer = _text_near(text, address)
@@ -637,7 +697,11 @@ def _text_recipient(address: str, action: Action, text: str) -> RecipientReport:
     reason = "unknown"
     candidates = [near] + ([longer] if longer != near else [])
     for candidate in candidates + ([_one_line(f"{before} {near}")] if before else []):
-        category, reason = categorise("", candidate, action=action, assume_class="5")
+        verdict = text.verdicts.get((candidate, action))
+        if verdict is None:
+            verdict = categorise("", candidate, action=action, assume_class="5")
+            text.verdicts[candidate, action] = verdict
+        category, reason = verdict
         if reason != "unknown":
             diagnostic = candidate
             break
@@ -652,18 +716,18 @@ def _shorten_for_detectors(message: Message, parts: _Parts) -> None:
     """Cut what the detectors read to what can name a failed address. They match every line
     of every text part against dozens of patterns; the explanation is at the top of a bounce,
     and the body of our own mail, returned below it, names none."""
-    for part, inside in parts.leaves:
+    for part, ctype, inside in parts.leaves:
         payload = part.get_payload()
         if not isinstance(payload, str):
             continue
-        if inside or part.get_content_maintype() not in ("text", "message"):
+        if inside or not ctype.startswith(("text/", "message/")):
             part.set_payload("")  # our own mail's body, images, attachments
         elif payload.count("\n") > DETECTOR_LINES:
             part.set_payload("\n".join(payload.split("\n", DETECTOR_LINES)[:DETECTOR_LINES]))
 
 
 def _flufl_recipients(
-    message: Message, parts: _Parts, text: str, defects: list[str]
+    message: Message, parts: _Parts, text: _Lines, defects: list[str]
 ) -> list[RecipientReport]:
     _shorten_for_detectors(message, parts)
     try:
@@ -678,13 +742,13 @@ def _flufl_recipients(
     return reports
 
 
-def _addresses_in_text(message: Message, text: str) -> list[RecipientReport]:
+def _addresses_in_text(message: Message, text: _Lines) -> list[RecipientReport]:
     """The last resort for a bounce no detector read: addresses in its text whose
     surroundings say why they failed. Ours (From, To, Return-Path) and postmasters are not
     recipients."""
     ours = {_address_of(_header(message, name)).lower() for name in ("from", "to", "return-path")}
     candidates: list[str] = []
-    for match in _ADDRESS.finditer(text[:MAX_BODY_TEXT]):
+    for match in _ADDRESS.finditer(text.text[:MAX_BODY_TEXT]):
         address = _normalise(match.group(0).rstrip("."))
         local = address.partition("@")[0].lower()
         if address.lower() not in ours and local not in _BOUNCE_SENDERS:
@@ -701,15 +765,19 @@ def _looks_like_bounce(message: Message, subject: str, from_address: str) -> boo
 
 
 def _is_auto_reply(message: Message, subject: str, bouncy: bool) -> bool:
-    if any(message.get(name) is not None for name in _AUTO_REPLY_HEADERS):
+    # One pass over the header names instead of a search through every header per name.
+    present = {name.lower() for name in message}
+    if not present.isdisjoint(_AUTO_REPLY_HEADERS):
         return _header(message, "x-autoreply").lower() not in ("no", "false")
-    if _header(message, "precedence").lower().startswith("auto_reply"):
+    precedence = _header(message, "precedence") if "precedence" in present else ""
+    if precedence.lower().startswith("auto_reply"):
         return True
     # A bounce's subject may quote ours ("Undeliverable: Holiday plans"): not an auto-reply.
     if _AUTO_REPLY_SUBJECT.search(subject) or _AUTO_REPLY_PHRASE.search(subject):
         return not _BOUNCE_SUBJECT.search(subject)
-    auto = _header(message, "auto-submitted").lower()
-    return auto.startswith("auto-replied") and not bouncy
+    if bouncy or "auto-submitted" not in present:
+        return False
+    return _header(message, "auto-submitted").lower().startswith("auto-replied")
 
 
 # --- the whole message ---------------------------------------------------------------------
@@ -800,7 +868,7 @@ def _classify(raw: bytes, addressed_to_unsubscribe: bool, defects: list[str]) ->
             or original["mail_from"],
         )  # fmt: skip
     if parts.delivery_status:
-        recipients = _dsn_recipients(parts, body)
+        recipients = _dsn_recipients(parts, _Lines(body))
         if recipients:
             failed = [r for r in recipients if r.action != "delivered"]
             if failed:
@@ -812,8 +880,9 @@ def _classify(raw: bytes, addressed_to_unsubscribe: bool, defects: list[str]) ->
     if not bouncy and (addressed_to_unsubscribe or _UNSUBSCRIBE_SUBJECT.search(subject)):
         return report("unsubscribe", [])
     if bouncy:
-        recipients = _flufl_recipients(message, parts, human, defects)
-        recipients = recipients or _addresses_in_text(message, human)
+        lines = _Lines(human)
+        recipients = _flufl_recipients(message, parts, lines, defects)
+        recipients = recipients or _addresses_in_text(message, lines)
         return report("bounce", recipients or [_unknown_recipient(human)])
     if addressed_to_unsubscribe:
         return report("unsubscribe", [])

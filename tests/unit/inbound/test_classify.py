@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import re
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from newsletter.inbound.classify import Report, categorise, classify, report_json
+from newsletter.inbound.classify import RULES, Report, categorise, classify, report_json
 
 CORPUS = Path(__file__).parents[2] / "data" / "bounces"
 EXPECTED: dict[str, dict[str, object]] = json.loads((CORPUS / "expected.json").read_text())
@@ -145,6 +148,62 @@ def test_an_unknown_permanent_failure_is_soft_not_hard() -> None:
 
 def test_a_failed_recipient_with_a_temporary_status_is_soft() -> None:
     assert categorise("4.0.0", "451 Local error in processing") == ("soft", "expired")
+
+
+# The standard library's own regex parser and op codes (private, so only in the tests).
+_PARSER = importlib.import_module("re._parser")
+_OP = importlib.import_module("re._constants")
+
+
+def _first_characters(items: list[tuple[Any, Any]]) -> tuple[set[str] | None, bool]:
+    """The characters a match of a parsed pattern can begin with (None: any), and whether it
+    can match the empty string. Zero-width assertions are passed over: a superset is safe."""
+    first: set[str] = set()
+    for code, value in items:
+        if code is _OP.LITERAL:
+            return first | {chr(value)}, False
+        if code is _OP.IN:
+            for kind, item in value:
+                if kind is _OP.LITERAL:
+                    first.add(chr(item))
+                elif kind is _OP.RANGE:
+                    first.update(chr(c) for c in range(item[0], item[1] + 1))
+                elif kind is _OP.CATEGORY and item is _OP.CATEGORY_DIGIT:
+                    first.update("0123456789")
+                else:
+                    return None, False
+            return first, False
+        if code in (_OP.AT, _OP.ASSERT, _OP.ASSERT_NOT):
+            continue
+        if code is _OP.SUBPATTERN:
+            alternatives = [list(value[3])]
+        elif code is _OP.BRANCH:
+            alternatives = [list(branch) for branch in value[1]]
+        elif code in (_OP.MAX_REPEAT, _OP.MIN_REPEAT):
+            alternatives = [list(value[2])] + ([[]] if value[0] == 0 else [])
+        else:
+            return None, False
+        empty = False
+        for alternative in alternatives:
+            chars, nullable = _first_characters(alternative)
+            if chars is None:
+                return None, False
+            first |= chars
+            empty = empty or nullable or not alternative
+        if not empty:
+            return first, False
+    return first, True
+
+
+def test_every_rule_lists_every_character_its_matches_can_begin_with() -> None:
+    for pattern, _, reason in RULES:
+        gate = re.fullmatch(r"\[(.*?)\]\(\?<=\(\?=\(\?:(.*)\)\)\.\)", pattern.pattern, re.S)
+        assert gate, reason
+        starts = set(re.sub(r"\\(.)", r"\1", gate.group(1)))
+        first, nullable = _first_characters(list(_PARSER.parse(gate.group(2))))
+        assert first is not None, reason
+        assert not nullable, reason
+        assert first <= starts, (reason, "".join(sorted(first - starts)))
 
 
 def test_a_real_spam_block_is_never_held_against_the_reader() -> None:
