@@ -248,6 +248,14 @@ RULES: tuple[Rule, ...] = (
         "expired",
         "hst",
     ),
+    # A forwarding or alias loop at the reader's end: their setup, and it can be fixed.
+    _rule(
+        r"mail(?:ing)? loop|(?:forwarding|alias(?:ing)?) loop|too many hops|loop detected|"
+        r"loops back",
+        "soft",
+        "loop",
+        "aflmt",
+    ),
     # The address is dead.
     _rule(
         r"host (?:or domain name )?(?:not found|unknown)|domain (?:name )?(?:not found|"
@@ -264,13 +272,13 @@ RULES: tuple[Rule, ...] = (
         r"user(?:name)? unknown|unknown (?:user|recipient|mailbox|address|local[- ]?part|"
         r"account|alias)|no such (?:user|recipient|mailbox|address|account|person|local)|"
         r"(?:does not|doesn't|not) exist|invalid (?:recipient|mailbox|address|user|account)|"
-        r"(?:recipient|address|user) (?:address )?rejected|mailbox (?:not found|unavailable|"
-        r"unknown|not available)|no mailbox|not (?:a )?(?:valid|known) (?:recipient|mailbox|"
+        r"(?:recipient|address|user) (?:address )?rejected|mailbox (?:not found|"
+        r"unknown)|no mailbox|not (?:a )?(?:valid|known) (?:recipient|mailbox|"
         r"user|address|account)|is not a valid|user not found|recipient not found|"
         r"address not found|not our customer|addressee unknown|illegal alias|"
         r"unrouteable address|no longer (?:valid|available|exists)|not listed in|"
         r"bad destination mailbox|no user by that name|no account|not found|"
-        r"unknown or illegal|no longer|mailbox(?: \S+){0,2} unavailable|"
+        r"unknown or illegal|no longer|"
         r"recipient rejected|no such|does not have an account|"
         r"is not a known|unknown e-?mail|undeliverable address|not known|"
         r"(?:does not|doesn't) have an? (?:\S+ )?account|no mail ?box|not an? active|"
@@ -281,6 +289,14 @@ RULES: tuple[Rule, ...] = (
         "hard",
         "user_unknown",
         "abdeimnru",
+    ),
+    # RFC 5321's text for any 550, which servers give for unknown users and policy refusals
+    # alike: soft unless the status code names a dead address (see categorise).
+    _rule(
+        r"mailbox (?:\S+ ){0,2}unavailable|mailbox not available",
+        "soft",
+        "mailbox_unavailable",
+        "m",
     ),
     # Passing trouble on the reader's side.
     _rule(
@@ -327,6 +343,10 @@ def _status_class(status: str, diagnostic: str, assume: str) -> str:
     return found.group(1) if found else assume
 
 
+# Enhanced status codes that name a dead address: bad mailbox, bad domain, disabled.
+_DEAD_CODES = re.compile(r"\b5\.1\.(?:1|2|10)\b|\b5\.2\.1\b")
+
+
 def categorise(
     status: str, diagnostic: str, *, action: Action = "failed", assume_class: str = ""
 ) -> tuple[Category, str]:
@@ -342,6 +362,8 @@ def categorise(
         if pattern.search(text):
             if category == "hard" and _status_class(status, diagnostic, assume_class) == "4":
                 return "soft", reason
+            if reason == "mailbox_unavailable" and _DEAD_CODES.search(text):
+                return "hard", "user_unknown"
             return category, reason
     if _status_class(status, diagnostic, assume_class) == "4":
         return "soft", "expired"

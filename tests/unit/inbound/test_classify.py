@@ -134,6 +134,14 @@ def test_a_global_delivery_status_part_is_read_like_a_dsn() -> None:
         ("5.3.4", "552 5.3.4 Message size exceeds fixed limit", "sender", "content"),
         ("4.7.0", "421 4.7.0 Try again later, closing connection (rate limit)", "sender",
          "rate_limited"),
+        # RFC 5321's text for any 550: only a status naming a dead address makes it hard.
+        ("5.0.0", "550 Requested action not taken: mailbox unavailable", "soft",
+         "mailbox_unavailable"),
+        ("5.1.1", "550 5.1.1 Requested action not taken: mailbox unavailable", "hard",
+         "user_unknown"),
+        ("5.0.0", "Local mailbox r@example.org is unavailable: user not found", "hard",
+         "user_unknown"),
+        ("5.4.6", "554 5.4.6 Hop count exceeded - possible mail loop", "soft", "loop"),
     ],
 )  # fmt: skip
 def test_the_category_comes_from_the_code_and_the_text_together(
