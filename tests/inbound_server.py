@@ -10,9 +10,18 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from newsletter.config import Settings
+from newsletter.db import session_scope
+from newsletter.editions.lifecycle import start_sending
+from newsletter.models import Edition, NewsletterList, Subscriber
 from newsletter.runtime import free_port
+from tests.factories import edition_with_readers
 
 
 @dataclass
@@ -56,3 +65,23 @@ def start_inbound_server(tmp_path: Path, *extra: str) -> Inbound:
         )  # fmt: skip
     _wait_for_port(port, process, log)
     return Inbound(port, process, log)
+
+
+def edition_being_sent(
+    session: Session, nl: NewsletterList, readers: list[str], *, settings: Settings,
+    now: datetime,
+) -> Edition:  # fmt: skip
+    """An edition being sent to ``readers``: their deliveries exist, as bounces need."""
+    edition = edition_with_readers(session, nl, readers, now=now, settings=settings)
+    start_sending(session, edition.id, now=now)
+    session.commit()
+    return edition
+
+
+def reader_now(email: str) -> Subscriber:
+    """The reader as the database holds them now."""
+    with session_scope() as session:
+        found = session.scalar(select(Subscriber).where(Subscriber.email == email))
+        assert found is not None
+        session.expunge(found)
+        return found

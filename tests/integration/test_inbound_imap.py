@@ -24,20 +24,18 @@ from newsletter.clock import FrozenClock
 from newsletter.config import Settings, get_settings
 from newsletter.db import session_scope
 from newsletter.delivery.verp import DIGEST, ReturnPath, Tag
-from newsletter.editions.lifecycle import start_sending
 from newsletter.inbound import intake, mailbox
 from newsletter.models import (
     Edition,
     InboundMessage,
     MailEvent,
     NewsletterList,
-    Subscriber,
     SubscriberStatus,
 )
 from newsletter.runtime import celery_worker, free_port
 from tests.cli_runner import run
-from tests.factories import edition_with_readers
 from tests.imap_server import Dovecot, dovecot_available
+from tests.inbound_server import edition_being_sent, reader_now
 from tests.services import wait_for_worker
 
 UNAVAILABLE = dovecot_available()
@@ -92,18 +90,7 @@ def sending(
     session: Session, daily_list: NewsletterList, imap_settings: Settings, now: datetime
 ) -> Edition:
     """An edition being sent to READERS: their deliveries exist."""
-    edition = edition_with_readers(session, daily_list, READERS, now=now, settings=imap_settings)
-    start_sending(session, edition.id, now=now)
-    session.commit()
-    return edition
-
-
-def _reader(email: str) -> Subscriber:
-    with session_scope() as session:
-        reader = session.scalar(select(Subscriber).where(Subscriber.email == email))
-        assert reader is not None
-        session.expunge(reader)
-        return reader
+    return edition_being_sent(session, daily_list, READERS, settings=imap_settings, now=now)
 
 
 def _hard_bounce(settings: Settings, edition: Edition, email: str) -> bytes:
@@ -111,7 +98,7 @@ def _hard_bounce(settings: Settings, edition: Edition, email: str) -> bytes:
     the null Return-Path and the tagged Delivered-To; the To header lost the tag."""
     return_path = ReturnPath.parse(settings.bounce_address, settings.secret_key)
     assert return_path is not None
-    verp = return_path.address(Tag(DIGEST, _reader(email).id, edition.id))
+    verp = return_path.address(Tag(DIGEST, reader_now(email).id, edition.id))
     text = f"""\
 Return-Path: <>
 Delivered-To: {verp}
@@ -189,10 +176,10 @@ def test_a_hard_bounce_blocks_the_reader_and_moves_to_the_processed_folder(
 
     assert code == 0, output
     assert "1 fetched, 1 stored, 0 stored before, 1 moved to Processed, 0 failed" in output
-    reader = _reader(READERS[0])
+    reader = reader_now(READERS[0])
     assert reader.status == SubscriberStatus.BLOCKED
     assert "5.1.1" in reader.blocked_reason
-    assert _reader(READERS[1]).status == SubscriberStatus.ACTIVE
+    assert reader_now(READERS[1]).status == SubscriberStatus.ACTIVE
     assert dovecot.messages() == []
     assert dovecot.messages(PROCESSED) == [bounce]
     [stored] = _stored()
@@ -212,7 +199,7 @@ def test_with_no_processed_folder_a_stored_message_is_deleted(
     assert "1 stored, 0 stored before, 1 deleted, 0 failed" in output
     assert dovecot.messages() == []
     assert dovecot.messages(PROCESSED) == []
-    assert _reader(READERS[0]).status == SubscriberStatus.BLOCKED
+    assert reader_now(READERS[0]).status == SubscriberStatus.BLOCKED
 
 
 def test_polling_twice_stores_and_processes_each_message_once(
@@ -255,7 +242,7 @@ def test_a_message_stored_before_a_crash_is_moved_not_stored_again_on_the_next_p
     assert len(_stored()) == 1
     # The poll ends by processing what the crash left stored and unprocessed.
     assert len(_events()) == 1
-    assert _reader(READERS[0]).status == SubscriberStatus.BLOCKED
+    assert reader_now(READERS[0]).status == SubscriberStatus.BLOCKED
 
 
 def test_a_store_that_fails_leaves_the_message_in_the_inbox(
@@ -291,7 +278,7 @@ def test_a_message_over_the_size_limit_stays_in_the_inbox_unread(
     assert "1 fetched, 1 stored" in output
     assert "1 over 2,000 bytes left in place" in output
     assert dovecot.messages() == [large]
-    assert _reader(READERS[1]).status == SubscriberStatus.ACTIVE
+    assert reader_now(READERS[1]).status == SubscriberStatus.ACTIVE
 
 
 @pytest.mark.parametrize(
@@ -425,7 +412,7 @@ def test_the_beat_task_polls_the_mailbox_on_a_real_worker(
         wait_for_worker(tmp_path / "worker.log", process)
         app.send_task("workers.tasks.poll_bounce_mailbox", queue=queue)
         deadline = time.monotonic() + 30
-        while _reader(READERS[0]).status != SubscriberStatus.BLOCKED:
+        while reader_now(READERS[0]).status != SubscriberStatus.BLOCKED:
             assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
             time.sleep(0.1)
 

@@ -40,8 +40,8 @@ from newsletter.models import (
 )
 from newsletter.posts.ingest import upsert_posts
 from newsletter.subscriptions.tokens import UNSUBSCRIBE, make_token
-from tests.factories import edition_with_readers, post
-from tests.inbound_server import Inbound, start_inbound_server
+from tests.factories import post
+from tests.inbound_server import Inbound, edition_being_sent, reader_now, start_inbound_server
 
 pytestmark = pytest.mark.integration
 
@@ -87,24 +87,13 @@ def sending(
     session: Session, daily_list: NewsletterList, inbound_settings: Settings, now: datetime
 ) -> Edition:
     """An edition being sent to READERS: their deliveries exist."""
-    edition = edition_with_readers(session, daily_list, READERS, now=now, settings=inbound_settings)
-    start_sending(session, edition.id, now=now)
-    session.commit()
-    return edition
-
-
-def _reader(email: str) -> Subscriber:
-    with session_scope() as session:
-        reader = session.scalar(select(Subscriber).where(Subscriber.email == email))
-        assert reader is not None
-        session.expunge(reader)
-        return reader
+    return edition_being_sent(session, daily_list, READERS, settings=inbound_settings, now=now)
 
 
 def _verp(settings: Settings, edition: Edition, email: str) -> str:
     return_path = ReturnPath.parse(settings.bounce_address, settings.secret_key)
     assert return_path is not None
-    return return_path.address(Tag(DIGEST, _reader(email).id, edition.id))
+    return return_path.address(Tag(DIGEST, reader_now(email).id, edition.id))
 
 
 def _postfix_dsn(verp: str, failed: str) -> bytes:
@@ -136,7 +125,7 @@ def _stored() -> list[InboundMessage]:
         return rows
 
 
-def test_a_postfix_dsn_for_an_unknown_user_blocks_the_reader(
+def test_a_postfix_dsn_for_an_unknown_user_blocks_thereader(
     inbound: Inbound, sending: Edition, inbound_settings: Settings
 ) -> None:
     verp = _verp(inbound_settings, sending, READERS[0])
@@ -146,10 +135,10 @@ def test_a_postfix_dsn_for_an_unknown_user_blocks_the_reader(
     assert (event.kind, event.category, event.status, event.outcome) == (
         "bounce", "hard", "5.1.1", "blocked",
     )  # fmt: skip
-    reader = _reader(READERS[0])
+    reader = reader_now(READERS[0])
     assert reader.status == SubscriberStatus.BLOCKED
     assert "5.1.1" in reader.blocked_reason
-    assert _reader(READERS[1]).status == SubscriberStatus.ACTIVE
+    assert reader_now(READERS[1]).status == SubscriberStatus.ACTIVE
 
 
 def test_the_next_edition_skips_a_reader_who_bounced_hard(
@@ -193,7 +182,7 @@ def test_a_forged_tag_blocks_nobody(
     [event] = _events()
     assert event.outcome == "ignored"
     assert event.subscriber_id is None
-    assert _reader(READERS[0]).status == SubscriberStatus.ACTIVE
+    assert reader_now(READERS[0]).status == SubscriberStatus.ACTIVE
 
 
 def test_a_bounce_for_an_address_on_no_list_changes_nothing(
@@ -203,10 +192,10 @@ def test_a_bounce_for_an_address_on_no_list_changes_nothing(
     assert inbound.send(dsn, BOUNCE_ADDRESS).startswith("250")
     [event] = _events()
     assert (event.address, event.outcome) == ("stranger@example.net", "ignored")
-    assert {_reader(r).status for r in READERS} == {SubscriberStatus.ACTIVE}
+    assert {reader_now(r).status for r in READERS} == {SubscriberStatus.ACTIVE}
 
 
-def test_a_refusal_of_our_mail_as_spam_never_counts_against_the_reader(
+def test_a_refusal_of_our_mail_as_spam_never_counts_against_thereader(
     inbound: Inbound, sending: Edition, inbound_settings: Settings
 ) -> None:
     verp = _verp(inbound_settings, sending, READERS[0])
@@ -219,7 +208,7 @@ def test_a_refusal_of_our_mail_as_spam_never_counts_against_the_reader(
     assert inbound.send(dsn, verp).startswith("250")
     [event] = _events()
     assert (event.category, event.outcome, event.domain) == ("sender", "counted", "example.org")
-    assert _reader(READERS[0]).status == SubscriberStatus.ACTIVE
+    assert reader_now(READERS[0]).status == SubscriberStatus.ACTIVE
 
 
 def _complaint(verp: str, reader: str) -> bytes:
@@ -259,7 +248,7 @@ def test_a_complaint_unsubscribes_from_every_list_and_suppresses_the_address(
     assert inbound.send(_complaint(verp, READERS[1]), verp).startswith("250")
     [event] = _events()
     assert (event.kind, event.outcome) == ("complaint", "suppressed")
-    reader = _reader(READERS[1])
+    reader = reader_now(READERS[1])
     assert reader.status == SubscriberStatus.BLOCKED
     with session_scope() as session:
         statuses = set(
@@ -279,7 +268,7 @@ def test_a_complaint_unsubscribes_from_every_list_and_suppresses_the_address(
 def test_an_email_unsubscribe_with_the_readers_token_leaves_that_list(
     inbound: Inbound, sending: Edition, inbound_settings: Settings
 ) -> None:
-    reader = _reader(READERS[2])
+    reader = reader_now(READERS[2])
     token = make_token(
         inbound_settings.secret_key, UNSUBSCRIBE, reader.id, sending.list_id, reader.token_key
     )
@@ -309,7 +298,7 @@ def test_an_email_unsubscribe_with_the_readers_token_leaves_that_list(
             )
         )
     assert source == "email"
-    assert _reader(READERS[2]).status == SubscriberStatus.ACTIVE
+    assert reader_now(READERS[2]).status == SubscriberStatus.ACTIVE
 
 
 def test_an_auto_reply_is_recorded_and_never_a_bounce(
@@ -325,7 +314,7 @@ def test_an_auto_reply_is_recorded_and_never_a_bounce(
     assert inbound.send(reply.as_bytes(), verp, READERS[0]).startswith("250")
     [event] = _events()
     assert (event.kind, event.outcome) == ("auto_reply", "recorded")
-    assert _reader(READERS[0]).status == SubscriberStatus.ACTIVE
+    assert reader_now(READERS[0]).status == SubscriberStatus.ACTIVE
 
 
 def test_malformed_mime_is_kept_and_reported_without_a_crash(
