@@ -121,8 +121,12 @@ def parse(
         Format.TEXT
     ),
 ) -> None:
-    """Classify returned messages (DSN, ARF complaint, auto-reply, unsubscribe) and print
-    what each says; nothing is stored or changed."""
+    """Say what returned messages are (DSN, complaint, auto-reply, unsubscribe); no changes.
+
+    Prints each message's kind and, for bounces, each recipient's status, action, category
+    (hard, soft, sender) and reason; --format json prints one JSON object per line. Nothing
+    is stored and no reader is touched.
+    """
     for path in files:
         report = classify(path.read_bytes())
         if output == Format.JSON:
