@@ -71,6 +71,9 @@ class BatchResult:
         return self.retry > 0
 
 
+# Refusals that can be about the reader: of the recipient, or of the message once sent. A
+# refusal of our envelope sender (MAIL FROM) or of DATA itself is about us, whoever it hit.
+READER_STAGES = ("RCPT TO", "end of DATA")
 LEFT_BEFORE_TURN = "the reader left the list before their turn"
 LEASE_LAPSED = "its batch's lease ran out before its turn; the next claim sends it"
 
@@ -284,7 +287,7 @@ def _send_group(
                 recorded = settle(recipient, DeliveryStatus.FAILED, attempts + 1, str(error),
                                   message.message_id)  # fmt: skip
                 result.failed += 1
-                if error.code is not None:
+                if error.code is not None and error.stage in READER_STAGES:
                     result.refused.append((recipient.subscriber_id, str(error)))
             except TemporaryFailure as error:
                 status = _requeue_or_fail(attempts + 1, str(error), settings, result)

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 
 class DeliveryError(Exception):
-    def __init__(self, message: str, code: int | None = None) -> None:
+    def __init__(self, message: str, code: int | None = None, *, stage: str = "") -> None:
         super().__init__(message)
         self.code = code
+        # The SMTP command the server refused ("MAIL FROM", "RCPT TO", "end of DATA"...):
+        # only a refusal of the recipient or of the message says anything about the reader.
+        self.stage = stage
 
 
 class TemporaryFailure(DeliveryError):

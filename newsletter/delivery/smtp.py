@@ -112,8 +112,8 @@ def _refusal(code: int, text: bytes | str, *, stage: str) -> Exception:
     if code == 421:
         return _Reconnect(f"{reply} (at {stage})", slow_down=True)
     if 500 <= code < 600:
-        return PermanentFailure(reply, code=code)
-    return TemporaryFailure(reply, code=code)
+        return PermanentFailure(reply, code=code, stage=stage)
+    return TemporaryFailure(reply, code=code, stage=stage)
 
 
 def _check_address(address: str) -> None:

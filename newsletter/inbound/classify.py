@@ -171,6 +171,16 @@ RULES: tuple[Rule, ...] = (
         "mailbox_disabled",
         "5[acdeimnrsu",
     ),
+    # A refusal of our own envelope, client or HELO: about us, whatever words follow ("Sender
+    # address rejected: Domain not found" must never read as a dead reader's domain).
+    _rule(
+        r"sender address rejected|sender (?:verify|verification) failed|domain of sender|"
+        r"helo command rejected|client host rejected|sender not found|"
+        r"sender (?:is )?(?:not allowed|denied|blocked|rejected)|\b5\.1\.[78]\b",
+        "sender",
+        "policy",
+        "5cdhs",
+    ),
     # Our own sending quota at a provider, before "quota" is taken for a full mailbox.
     _rule(r"sending (?:quota|limit)|daily .{0,20}quota", "sender", "rate_limited", "ds"),
     _rule(
@@ -277,8 +287,9 @@ RULES: tuple[Rule, ...] = (
         r"user|address|account)|is not a valid|user not found|recipient not found|"
         r"address not found|not our customer|addressee unknown|illegal alias|"
         r"unrouteable address|no longer (?:valid|available|exists)|not listed in|"
-        r"bad destination mailbox|no user by that name|no account|not found|"
-        r"unknown or illegal|no longer|"
+        r"bad destination mailbox|no user by that name|no account|"
+        rf"{_ACCOUNT}(?: \S+){{0,2}} not found|unknown or illegal|"
+        rf"{_ACCOUNT}(?: \S+){{0,3}} no longer|"
         r"recipient rejected|no such|does not have an account|"
         r"is not a known|unknown e-?mail|undeliverable address|not known|"
         r"(?:does not|doesn't) have an? (?:\S+ )?account|no mail ?box|not an? active|"

@@ -142,6 +142,15 @@ def test_a_global_delivery_status_part_is_read_like_a_dsn() -> None:
         ("5.0.0", "Local mailbox r@example.org is unavailable: user not found", "hard",
          "user_unknown"),
         ("5.4.6", "554 5.4.6 Hop count exceeded - possible mail loop", "soft", "loop"),
+        # Refusals of our own envelope or client, whatever words follow: never the reader's.
+        ("5.7.1", "554 5.7.1 <bounces+d1-2-x@mail.example.com>: Sender address rejected: "
+         "Access denied", "sender", "policy"),
+        ("5.1.8", "553 5.1.8 <bounces@mail.example.com>: Sender address rejected: Domain not "
+         "found", "sender", "policy"),
+        ("5.7.1", "550 5.7.1 <mx.example.com>: Helo command rejected: Host not found", "sender",
+         "policy"),
+        ("5.7.1", "550 5.7.1 Your IP is no longer allowed", "sender", "policy"),
+        ("", "550 Recipient not found", "hard", "user_unknown"),
     ],
 )  # fmt: skip
 def test_the_category_comes_from_the_code_and_the_text_together(
