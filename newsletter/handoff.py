@@ -28,6 +28,7 @@ from typing import Any, Literal, Protocol
 
 from celery import Celery
 from kombu.exceptions import OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from newsletter.clock import Clock
 from newsletter.config import Settings
@@ -152,6 +153,11 @@ def process_inbound(message_id: int, settings: Settings, clock: Clock) -> list[i
             now = clock()
             editions = process.process(session, message_id, settings=settings, now=now)
             return process.trip_breakers(session, editions, settings=settings, now=now)
+    except DBAPIError:
+        # The database, not the message: it stays stored and a later sweep processes it.
+        log.warning("returned message %s stays stored: the database failed", message_id,
+                    exc_info=True)  # fmt: skip
+        return []
     except Exception as error:
         log.exception("returned message %s could not be processed", message_id)
         with session_scope(settings.database_url) as session:
@@ -161,15 +167,16 @@ def process_inbound(message_id: int, settings: Settings, clock: Clock) -> list[i
 
 def process_pending_inbound(settings: Settings, clock: Clock) -> int:
     """Process what was stored and not processed (a crash, a restart); returns how many."""
-    done = 0
+    done = after_id = 0
     while True:
         with session_scope(settings.database_url) as session:
-            ids = intake.pending(session)
+            ids = intake.pending(session, after_id=after_id)
         if not ids:
             return done
         for message_id in ids:
             process_inbound(message_id, settings, clock)
-        done += len(ids)
+        # Each once per sweep: one the database failed on waits for the next sweep.
+        done, after_id = done + len(ids), ids[-1]
 
 
 def record_provider_event(

@@ -54,6 +54,11 @@ def create_app() -> Celery:
                 "task": "workers.tasks.purge_expired_signups",
                 "schedule": crontab(minute=17, hour=3),
             },
+            "process-stored-inbound": {
+                "task": "workers.tasks.process_stored_inbound",
+                "schedule": crontab(minute="*/5"),
+                "options": {"expires": 240},
+            },
             "purge-inbound": {
                 "task": "workers.tasks.purge_inbound",
                 "schedule": crontab(minute=37, hour=3),

@@ -154,6 +154,16 @@ def poll_bounce_mailbox() -> int:
         return 0
 
 
+@shared_task(name="workers.tasks.process_stored_inbound")
+def process_stored_inbound() -> int:
+    """Every few minutes: process returned mail stored and not processed (the inbound server
+    died after its 250, or the database was away while it worked)."""
+    done = handoff.process_pending_inbound(get_settings(), utcnow)
+    if done:
+        log.info("processed %s stored returned messages", done)
+    return done
+
+
 @shared_task(name="workers.tasks.purge_inbound")
 def purge_inbound() -> int:
     """Daily: drop the raw bytes of returned mail older than inbound_retention_days."""

@@ -42,6 +42,10 @@ class Format(StrEnum):
     JSON = "json"
 
 
+SWEEP_EVERY_S = 60.0
+RETRY_AFTER_S = 5.0
+
+
 class _Processor:
     """Processes stored messages one at a time in a thread, after they were acknowledged."""
 
@@ -52,11 +56,32 @@ class _Processor:
         self.thread.start()
 
     def _work(self) -> None:
-        # What a crash or a stop left stored and unprocessed goes first.
-        handoff.process_pending_inbound(self.config, self.clock)
-        while (message_id := self.ids.get()) is not None:
-            for edition_id in handoff.process_inbound(message_id, self.config, self.clock):
-                log.warning("edition %s paused itself: see the admin for why", edition_id)
+        # What a crash or a stop left stored and unprocessed goes first, and again whenever
+        # the server is idle for a minute: a database outage leaves messages stored, and
+        # this thread must outlive it.
+        sweep = True
+        while True:
+            try:
+                if sweep:
+                    handoff.process_pending_inbound(self.config, self.clock)
+                message_id = self.ids.get(timeout=SWEEP_EVERY_S)
+            except queue.Empty:
+                sweep = True
+                continue
+            except Exception:
+                log.exception("could not process stored messages; trying again in a minute")
+                time.sleep(RETRY_AFTER_S)
+                continue
+            if message_id is None:
+                return
+            sweep = False
+            try:
+                for edition_id in handoff.process_inbound(message_id, self.config, self.clock):
+                    log.warning("edition %s paused itself: see the admin for why", edition_id)
+            except Exception:
+                log.exception("message %s stays stored; the next sweep processes it", message_id)
+                sweep = True
+                time.sleep(RETRY_AFTER_S)
 
 
 @app.command()

@@ -56,12 +56,12 @@ def store(
     return message.id
 
 
-def pending(session: Session, *, limit: int = 100) -> list[int]:
+def pending(session: Session, *, after_id: int = 0, limit: int = 100) -> list[int]:
     """Messages stored but not processed: left by a crash, or waiting for a worker."""
     return list(
         session.scalars(
             select(InboundMessage.id)
-            .where(InboundMessage.status == InboundStatus.RECEIVED)
+            .where(InboundMessage.status == InboundStatus.RECEIVED, InboundMessage.id > after_id)
             .order_by(InboundMessage.id)
             .limit(limit)
         )
@@ -82,7 +82,8 @@ def purge_raw(session: Session, *, now: datetime, retention: timedelta) -> int:
 def mark_failed(session: Session, message_id: int, error: str) -> None:
     session.execute(
         update(InboundMessage)
-        .where(InboundMessage.id == message_id)
+        # Only one not processed meanwhile (by a second server, or a poll alongside).
+        .where(InboundMessage.id == message_id, InboundMessage.status == InboundStatus.RECEIVED)
         .values(status=InboundStatus.FAILED, error=error[:2000])
         .execution_options(synchronize_session=False)
     )
