@@ -69,7 +69,7 @@ class _Processor:
                 sweep = True
                 continue
             except Exception:
-                log.exception("could not process stored messages; trying again in a minute")
+                log.exception("could not process stored messages; trying again shortly")
                 time.sleep(RETRY_AFTER_S)
                 continue
             if message_id is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
@@ -31,6 +32,8 @@ from newsletter.models import Edition
 from newsletter.rendering.placeholders import Markers
 from newsletter.subscriptions.tokens import PREFERENCES, UNSUBSCRIBE, make_token
 
+_DIGITS = re.compile(r"[0-9]{1,18}")
+
 
 def _message_tag(secret_key: str, edition_id: int, delivery_id: int) -> str:
     message = f"{edition_id}.{delivery_id}".encode()
@@ -45,7 +48,10 @@ def delivery_of_message_id(secret_key: str, message_id: str) -> tuple[int, int] 
     """
     local = message_id.strip().strip("<>").partition("@")[0]
     parts = local.split(".")
-    if len(parts) != 3 or not (parts[0].isdigit() and parts[1].isdigit()):
+    # Digits in ASCII only: "²".isdigit() is true, and int() refuses it.
+    if len(parts) != 3 or not all(_DIGITS.fullmatch(p) for p in parts[:2]):
+        return None
+    if not parts[2].isascii():
         return None
     edition_id, delivery_id = int(parts[0]), int(parts[1])
     expected = _message_tag(secret_key, edition_id, delivery_id)

@@ -67,6 +67,8 @@ def make_tag(secret_key: str, tag: Tag) -> str:
 def read_tag(secret_key: str, text: str) -> Tag | None:
     """The tag ``text`` holds if its signature verifies, else None (forged, cut, garbled)."""
     text = text.strip().lower()
+    if not text.isascii():  # SMTPUTF8 lets anything into a local part
+        return None
     payload, _, signature = text.rpartition("-")
     if not payload or not hmac.compare_digest(signature, _signature(secret_key, payload)):
         return None
