@@ -18,7 +18,7 @@ from newsletter.config import Settings
 from newsletter.delivery.mime import build_message
 from newsletter.delivery.transports import Transport
 from newsletter.delivery.verp import NOTICE, ReturnPath, Tag
-from newsletter.models import NewsletterList, Subscriber
+from newsletter.models import NewsletterList, Subscriber, SubscriberStatus
 from newsletter.rendering.render import render_email
 from newsletter.subscriptions.tokens import (
     PREFERENCES,
@@ -90,7 +90,12 @@ def _envelope_sender(from_address: str, subscriber_id: int, settings: Settings) 
 def _load(
     session: Session, subscriber_id: int, list_ids: list[int]
 ) -> tuple[Subscriber, list[NewsletterList]] | None:
+    """The reader and lists a notice is about; None when there is nobody to mail: the reader
+    erased their data, or was blocked (their address bounced or complained) since it was
+    queued."""
     subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is not None and subscriber.status == SubscriberStatus.BLOCKED:
+        return None
     lists = list(
         session.scalars(
             select(NewsletterList)

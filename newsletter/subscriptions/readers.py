@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from newsletter.db import affected_rows
@@ -21,6 +21,8 @@ from newsletter.models import (
     Delivery,
     Edition,
     Frequency,
+    InboundMessage,
+    MailEvent,
     NewsletterList,
     Subscriber,
     SubscriberStatus,
@@ -106,7 +108,9 @@ def confirm(
 ) -> ConfirmResult | None:
     """Confirm the pending subscriptions a confirmation link names; None if the reader is gone.
 
-    Idempotent, and a replayed link never re-subscribes a reader who left since.
+    Idempotent, and a replayed link never re-subscribes a reader who left since. A blocked
+    reader confirms nothing: their address bounced or complained after they signed up, and
+    confirming would only queue a welcome nobody should send.
     """
     subscriber = session.get(Subscriber, subscriber_id)
     if subscriber is None:
@@ -117,8 +121,9 @@ def confirm(
         .options(selectinload(Subscription.newsletter_list))
     ).all()
     newly, already = [], []
+    blocked = subscriber.status == SubscriberStatus.BLOCKED
     for subscription in rows:
-        if subscription.status == SubscriptionStatus.PENDING:
+        if subscription.status == SubscriptionStatus.PENDING and not blocked:
             subscription.status = SubscriptionStatus.CONFIRMED
             subscription.confirmed_at = now
             newly.append(subscription.newsletter_list)
@@ -296,7 +301,9 @@ def link_is_foreign(session: Session, subscriber_id: int, key: str) -> bool:
 
 
 def erase(session: Session, subscriber_id: int, *, client: Client, now: datetime) -> bool:
-    """Delete a reader and everything about them; the consent log keeps an anonymous trace."""
+    """Delete a reader and everything about them; the consent log keeps an anonymous trace,
+    and the mail that came back for them keeps its counts (kind, category, receiving domain)
+    but no longer their address or the messages themselves."""
     subscriber = session.get(Subscriber, subscriber_id)
     if subscriber is None:
         return False
@@ -306,11 +313,31 @@ def erase(session: Session, subscriber_id: int, *, client: Client, now: datetime
     )  # fmt: skip
     session.flush()
     consent.anonymise(session, subscriber_id, subscriber.email)
+    _forget_returned_mail(session, subscriber_id, subscriber.email)
     session.execute(delete(Delivery).where(Delivery.subscriber_id == subscriber_id))
     session.execute(delete(Subscription).where(Subscription.subscriber_id == subscriber_id))
     session.delete(subscriber)
     session.flush()
     return True
+
+
+def _forget_returned_mail(session: Session, subscriber_id: int, email: str) -> None:
+    # An event names its reader by id once it was verified, by the address it quoted
+    # otherwise (a forged or unreadable bounce, a request we did not trust): both are theirs.
+    theirs = or_(
+        MailEvent.subscriber_id == subscriber_id, func.lower(MailEvent.address) == email.lower()
+    )
+    returned = select(MailEvent.inbound_message_id).where(
+        theirs, MailEvent.inbound_message_id.is_not(None)
+    )
+    session.execute(update(InboundMessage).where(InboundMessage.id.in_(returned)).values(raw=None))
+    # A request they mailed us has their address as its envelope sender too.
+    session.execute(
+        update(InboundMessage)
+        .where(func.lower(InboundMessage.envelope_from) == email.lower())
+        .values(envelope_from="")
+    )
+    session.execute(update(MailEvent).where(theirs).values(address="", diagnostic=""))
 
 
 def purge_expired_signups(session: Session, *, now: datetime, ttl: timedelta) -> int:

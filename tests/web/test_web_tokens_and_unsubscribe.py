@@ -32,6 +32,7 @@ from newsletter.models import (
     DeliveryStatus,
     NewsletterList,
     Subscriber,
+    SubscriberStatus,
     Subscription,
     SubscriptionStatus,
 )
@@ -296,6 +297,21 @@ def test_confirm_link_replayed_after_unsubscribing_does_not_resubscribe(
     assert subscription_of(session).status == SubscriptionStatus.UNSUBSCRIBED
     assert len(events(session, ConsentAction.CONFIRM)) == 1
     assert len(notifier.of_kind("welcome")) == welcomes
+
+
+def test_confirm_link_of_a_reader_blocked_since_confirms_nothing_and_sends_no_welcome(
+    client: TestClient, session: Session, pending: str, notifier: RecordingNotifier
+) -> None:
+    reader = subscription_of(session).subscriber
+    reader.status = SubscriberStatus.BLOCKED  # the confirmation request bounced hard
+    session.commit()
+
+    response = client.post(pending)
+
+    assert response.status_code == 410
+    assert "Nothing to confirm" in visible_text(response.text)
+    assert subscription_of(session).status == SubscriptionStatus.PENDING
+    assert notifier.of_kind("welcome") == []
 
 
 def test_confirm_link_of_an_erased_reader_confirms_nothing(

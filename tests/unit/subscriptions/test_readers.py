@@ -18,6 +18,9 @@ from newsletter.models import (
     ConsentEvent,
     Delivery,
     Frequency,
+    InboundMessage,
+    MailEvent,
+    MailEventKind,
     NewsletterList,
     Subscriber,
     SubscriberStatus,
@@ -289,6 +292,25 @@ def test_confirm_touches_only_the_lists_named(
     assert subscription(session, tech_list).status == SubscriptionStatus.CONFIRMED
 
 
+def test_confirm_by_a_reader_blocked_since_they_signed_up_confirms_nothing(
+    session: Session, daily_list: NewsletterList, now: datetime
+) -> None:
+    result = sign_up(session, [daily_list], now)
+    blocked = session.get(Subscriber, result.subscriber_id)
+    assert blocked is not None
+    blocked.status = SubscriberStatus.BLOCKED  # the confirmation request bounced hard
+    session.commit()
+
+    confirmed = readers.confirm(session, result.subscriber_id, [daily_list.id], client=WHO,
+                                now=now)  # fmt: skip
+    session.commit()
+
+    assert confirmed is not None
+    assert confirmed.newly_confirmed == []
+    assert subscription(session, daily_list).status == SubscriptionStatus.PENDING
+    assert ConsentAction.CONFIRM not in actions(session)
+
+
 def test_confirm_for_a_reader_who_is_gone(session: Session, daily_list: NewsletterList) -> None:
     assert readers.confirm(session, 123_456, [daily_list.id], client=WHO, now=_now()) is None
 
@@ -536,6 +558,70 @@ def test_erase_deletes_the_reader_and_anonymises_the_consent_log(
         )
     assert events[0].list_id == daily_list.id  # what was consented to is still known
     assert readers.export_data(session, result.subscriber_id) is None
+
+
+def came_back(session: Session, raw: bytes, event: MailEvent, *, sender: str = "") -> int:
+    """A returned message, stored, and what it said: the event's id."""
+    message = InboundMessage(source="smtp", envelope_from=sender, raw=raw, size=len(raw))
+    session.add(message)
+    session.flush()
+    event.inbound_message_id = message.id
+    session.add(event)
+    session.commit()
+    return event.id
+
+
+def test_erase_forgets_the_mail_that_came_back_for_the_reader(
+    session: Session, confirmed: int, now: datetime
+) -> None:
+    bounce = came_back(session, b"Final-Recipient: rfc822; ada@example.com\r\n", MailEvent(
+        kind=MailEventKind.BOUNCE, subscriber_id=confirmed, category="soft", address=EMAIL,
+        domain="example.com", diagnostic="452 4.2.2 <ada@example.com>: mailbox full",
+    ))  # fmt: skip
+    # A request nobody could verify names the reader by address only, in any case.
+    request = came_back(session, b"From: ADA@example.com\r\n\r\nunsubscribe", MailEvent(
+        kind=MailEventKind.UNSUBSCRIBE, address="ADA@example.com", outcome="ignored",
+    ), sender="ADA@example.com")  # fmt: skip
+
+    assert readers.erase(session, confirmed, client=WHO, now=now) is True
+    session.commit()
+
+    session.expire_all()
+    rows = session.execute(
+        select(MailEvent, InboundMessage)
+        .join(InboundMessage, InboundMessage.id == MailEvent.inbound_message_id)
+        .where(MailEvent.id.in_([bounce, request]))
+        .order_by(MailEvent.id)
+    ).all()
+    assert [(e.address, e.diagnostic, m.raw, m.envelope_from) for e, m in rows] == [
+        ("", "", None, ""),
+        ("", "", None, ""),
+    ]
+    # What it counts towards stays: a soft bounce at example.com.
+    assert (rows[0][0].kind, rows[0][0].category, rows[0][0].domain) == (
+        MailEventKind.BOUNCE, "soft", "example.com",
+    )  # fmt: skip
+
+
+def test_erase_leaves_mail_that_came_back_for_other_readers(
+    session: Session, confirmed: int, now: datetime
+) -> None:
+    raw = b"Final-Recipient: rfc822; bob@example.com\r\n"
+    other = came_back(session, raw, MailEvent(
+        kind=MailEventKind.BOUNCE, address="bob@example.com", diagnostic="550 5.1.1 unknown",
+    ), sender="mailer-daemon@example.com")  # fmt: skip
+
+    readers.erase(session, confirmed, client=WHO, now=now)
+    session.commit()
+
+    session.expire_all()
+    event = session.get(MailEvent, other)
+    assert event is not None
+    message = session.get(InboundMessage, event.inbound_message_id)
+    assert message is not None
+    assert (event.address, event.diagnostic, message.raw, message.envelope_from) == (
+        "bob@example.com", "550 5.1.1 unknown", raw, "mailer-daemon@example.com",
+    )  # fmt: skip
 
 
 def test_erase_after_the_subscriptions_were_loaded(
