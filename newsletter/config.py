@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     clock_start: datetime | None = None
     bounce_address: str
     unsubscribe_address: str
+    inbound_authserv_id: str
     inbound_max_bytes: int
     inbound_retention_days: int
     bounce_soft_score: float

@@ -8,10 +8,12 @@
   rate limits) never counts against the reader; it is counted per receiving domain.
 - A **complaint** unsubscribes the reader from every list and blocks the address.
 - An **email unsubscribe** unsubscribes the reader from the list it names (all lists when it
-  names none).
+  names none). The consent log says ``email`` when the reader mailed the request to us, or
+  names the provider (``ses``, ``sendgrid``, ``mailgun``, ``postmark``) that reported it.
 
 A signal acts only on a verified reader: one named by a signed VERP tag, a signed token or
-Message-ID, or an address a provider authenticated. Anything else is recorded and ignored,
+Message-ID, an address a provider authenticated, or a From address our own mail server
+authenticated. Anything else is recorded and ignored,
 so a forged bounce blocks nobody.
 """
 
@@ -42,6 +44,9 @@ SUPPRESSED = "suppressed"
 UNSUBSCRIBED = "unsubscribed"
 RECORDED = "recorded"
 IGNORED = "ignored"
+
+# Sources of mail a reader sent us themselves: taken in by our server or read from a mailbox.
+MAIL_SOURCES = ("smtp", "lmtp", "imap")
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,8 @@ def _act(
         return COUNTED
     if reader is None:
         return IGNORED
-    client = Client(source="email")
+    # A provider's report is not the reader's email: the consent log says who told us.
+    client = Client(source="email" if source in MAIL_SOURCES else source)
     if signal.kind == MailEventKind.BOUNCE:
         if signal.action != "failed":
             return RECORDED

@@ -4,8 +4,10 @@ Who a message is about is taken only from what we signed: the VERP tag of the ad
 came back to, the tag in the returned original's Return-Path, our signed Message-ID in the
 quoted original, or the token of an unsubscribe link. The addresses a bounce *says* failed
 are recorded, never trusted to find a reader: anyone can write a bounce for any address.
-An email unsubscribe request without a token is taken from its sender, as mailing lists
-have always done.
+An email unsubscribe request without a token is taken from its From address, as mailing
+lists have always done, but only when our own mail server authenticated that address (DMARC,
+or an aligned DKIM signature, in its Authentication-Results): a From header is as easy to
+forge as a bounce.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from newsletter.db import affected_rows
 from newsletter.delivery.prepared import delivery_of_message_id
 from newsletter.delivery.verp import DIGEST, ReturnPath, Tag
 from newsletter.inbound import breaker, intake
+from newsletter.inbound.authresults import authenticated_from
 from newsletter.inbound.classify import Report, categorise, classify
 from newsletter.inbound.policy import Signal, apply
 from newsletter.models import (
@@ -52,6 +55,9 @@ class Reader:
     subscriber_id: int | None = None
     edition_id: int | None = None
     list_id: int | None = None
+    # Why the reader the message itself names was not taken ("unauthenticated"): recorded
+    # as the reason of its ignored event, for an operator wondering why nothing happened.
+    distrusted: str = ""
 
 
 def process(session: Session, message_id: int, *, settings: Settings, now: datetime) -> list[int]:
@@ -168,6 +174,7 @@ def signals(report: Report, reader: Reader, *, bare_bounce: bool = False) -> lis
             subscriber_id=reader.subscriber_id,
             edition_id=reader.edition_id,
             list_id=reader.list_id,
+            reason=signal.reason or reader.distrusted,
         )
         for signal in _said(report, bare_bounce=bare_bounce and reader.subscriber_id is not None)
     ]
@@ -223,7 +230,7 @@ def _reader(
     settings: Settings,
 ) -> Reader:
     if report.kind == "unsubscribe":
-        return _unsubscriber(session, report, settings)
+        return _unsubscriber(session, report, message.raw or b"", settings)
     tag = _tag(report, message, recipients, settings)
     if tag is not None:
         if tag.kind == DIGEST and tag.edition_id is not None:
@@ -267,7 +274,7 @@ def _from_edition(session: Session, edition_id: int, subscriber_id: int) -> Read
     return Reader(subscriber_id, edition_id, list_id)
 
 
-def _unsubscriber(session: Session, report: Report, settings: Settings) -> Reader:
+def _unsubscriber(session: Session, report: Report, raw: bytes, settings: Settings) -> Reader:
     for token in _TOKEN.findall(f"{report.subject}\n{report.body_text}"):
         try:
             named = read_token(settings.secret_key, UNSUBSCRIBE, token)
@@ -276,6 +283,8 @@ def _unsubscriber(session: Session, report: Report, settings: Settings) -> Reade
         if not link_is_foreign(session, named.subscriber_id, named.key):
             return Reader(subscriber_id=named.subscriber_id, list_id=named.list_id)
     if report.from_address:
+        if not authenticated_from(raw, report.from_address, settings.inbound_authserv_id):
+            return Reader(distrusted="unauthenticated")
         subscriber = find_subscriber(session, report.from_address)
         if subscriber is not None:
             return Reader(subscriber_id=subscriber.id)
@@ -302,3 +311,4 @@ def reader_of_message_id(session: Session, settings: Settings, message_id: str) 
     if delivery is None or delivery.edition_id != named[0]:
         return Reader()
     return _from_edition(session, delivery.edition_id, delivery.subscriber_id)
+

@@ -7,12 +7,12 @@ How an event is attributed to an edition:
 - **Bounces and complaints** carry the edition they came back from (the signed VERP tag or
   Message-ID names it), so they count towards exactly that edition.
 - **Unsubscribes** (by the link's page or the preferences page, by RFC 8058 one-click, or by
-  email) are consent-log rows, which name a list and a time but no edition. One counts
-  towards an edition when it is on the edition's list, made by a reader the edition was
-  delivered to, at or after the edition started sending and before the next edition of the
-  same list and frequency started: the last message a reader had from the list is the one
-  they acted on. Readers who erased their data since are no longer linked to their consent
-  rows and are not counted.
+  email, which includes those a sending provider reported) are consent-log rows, which name
+  a list and a time but no edition. One counts towards an edition when it is on the
+  edition's list, made by a reader the edition was delivered to, at or after the edition
+  started sending and before the next edition of the same list and frequency started: the
+  last message a reader had from the list is the one they acted on. Readers who erased
+  their data since are no longer linked to their consent rows and are not counted.
 
 A failed bounce counts when it did something to the reader: a hard one blocked them, a soft
 one added to their score (at most once a day) or blocked them. Delayed-delivery reports and a
@@ -51,6 +51,10 @@ GMAIL_COMPLAINT_LIMIT = 0.003
 LINK_SOURCES = ("page", "preferences")
 ONE_CLICK_SOURCE = "one-click"
 EMAIL_SOURCE = "email"
+# An unsubscribe a sending provider reported (its own unsubscribe link, or the mailto: or
+# one-click of List-Unsubscribe, which it does not tell apart) came back the way an email
+# request does, as a mail event: counted with "email". The consent log keeps the provider.
+PROVIDER_SOURCES = ("ses", "sendgrid", "mailgun", "postmark")
 
 # Outcomes of a failed hard or soft bounce that acted on the reader.
 _COUNTED_BOUNCES = (BLOCKED, SCORED)
@@ -117,7 +121,9 @@ def edition_outcomes(session: Session, edition_id: int) -> EditionOutcomes:
         complaints=count(_complaints()),
         unsubscribed_link=sum(n for source, n in left.items() if source in LINK_SOURCES),
         unsubscribed_one_click=left.get(ONE_CLICK_SOURCE, 0),
-        unsubscribed_email=left.get(EMAIL_SOURCE, 0),
+        unsubscribed_email=sum(
+            n for source, n in left.items() if source in (EMAIL_SOURCE, *PROVIDER_SOURCES)
+        ),
     )
 
 

@@ -182,6 +182,17 @@ def test_an_email_unsubscribe_naming_no_list_leaves_every_list(
     assert lists_of(session, ann.id) == {"daily": UNSUBSCRIBED, "weekly": UNSUBSCRIBED}
 
 
+def test_an_unsubscribe_a_provider_reported_is_logged_with_the_providers_name(
+    session: Session, ann: Subscriber, settings: Settings, now: datetime
+) -> None:
+    reported = Signal(MailEventKind.UNSUBSCRIBE, address=ANN, address_trusted=True)
+
+    apply(session, reported, source="sendgrid", settings=settings, now=now)
+
+    log = consent_log(session, ann.id)
+    assert {r.source for r in log if r.action == ConsentAction.UNSUBSCRIBE} == {"sendgrid"}
+
+
 def test_a_signal_naming_only_an_address_is_ignored(
     session: Session, ann: Subscriber, settings: Settings, now: datetime
 ) -> None:

@@ -117,9 +117,16 @@ def test_a_bounce_without_a_tag_finds_the_reader_by_our_signed_message_id(
     assert ann.status == SubscriberStatus.BLOCKED
 
 
-def unsubscribe_request(sender: str, subject: str) -> bytes:
+# What our inbound server writes above a message whose From domain passed DMARC.
+DMARC_PASS = (
+    "mx.news.example.com; spf=pass smtp.mailfrom=example.com; dmarc=pass header.from=example.com"
+)
+
+
+def unsubscribe_request(sender: str, subject: str, *, authentication: str = "") -> bytes:
     return (
-        f"From: {sender}\r\nTo: unsubscribe@news.example.com\r\nSubject: {subject}\r\n"
+        (f"Authentication-Results: {authentication}\r\n" if authentication else "")
+        + f"From: {sender}\r\nTo: unsubscribe@news.example.com\r\nSubject: {subject}\r\n"
         "Message-ID: <request-1@mail.example.com>\r\n\r\nPlease take me off.\r\n"
     ).encode()
 
@@ -141,16 +148,43 @@ def test_an_email_unsubscribe_with_the_readers_token_leaves_that_list(
     assert lists_of(session, ann.id) == {"daily": UNSUBSCRIBED, "weekly": CONFIRMED}
 
 
-def test_an_email_unsubscribe_from_the_readers_address_leaves_all_their_lists(
+def test_an_email_unsubscribe_from_the_readers_authenticated_address_leaves_all_their_lists(
     session: Session, ann: Subscriber, settings: Settings, now: datetime
 ) -> None:
-    raw = unsubscribe_request(f"Ann <{ANN}>", "unsubscribe")
+    raw = unsubscribe_request(f"Ann <{ANN}>", "unsubscribe", authentication=DMARC_PASS)
     message_id = stored(session, raw, to=settings.unsubscribe_mailbox, now=now, envelope_from=ANN)
 
     process(session, message_id, settings=settings, now=now)
 
     assert lists_of(session, ann.id) == {"daily": UNSUBSCRIBED, "weekly": UNSUBSCRIBED}
     assert ann.status == SubscriberStatus.ACTIVE
+
+
+def test_an_email_unsubscribe_from_an_unauthenticated_address_changes_nothing(
+    session: Session, ann: Subscriber, settings: Settings, now: datetime
+) -> None:
+    # Anyone can write Ann's address in a From header.
+    raw = unsubscribe_request(f"Ann <{ANN}>", "unsubscribe")
+    message_id = stored(session, raw, to=settings.unsubscribe_mailbox, now=now, envelope_from=ANN)
+
+    process(session, message_id, settings=settings, now=now)
+
+    assert lists_of(session, ann.id) == {"daily": CONFIRMED, "weekly": CONFIRMED}
+    [event] = events_of(session, message_id)
+    assert (event.outcome, event.reason) == ("ignored", "unauthenticated")
+
+
+def test_an_email_unsubscribe_authenticated_by_another_server_changes_nothing(
+    session: Session, ann: Subscriber, settings: Settings, now: datetime
+) -> None:
+    ours = settings.model_copy(update={"inbound_authserv_id": "mx.news.example.com"})
+    forged = DMARC_PASS.replace("mx.news.example.com", "mx.forger.example")
+    raw = unsubscribe_request(f"Ann <{ANN}>", "unsubscribe", authentication=forged)
+    message_id = stored(session, raw, to=settings.unsubscribe_mailbox, now=now, envelope_from=ANN)
+
+    process(session, message_id, settings=ours, now=now)
+
+    assert lists_of(session, ann.id) == {"daily": CONFIRMED, "weekly": CONFIRMED}
 
 
 def test_an_auto_reply_to_a_readers_return_path_changes_nothing(

@@ -123,6 +123,16 @@ def test_unsubscribes_after_the_send_count_by_how_the_reader_left(
     ) == (2, 1, 1)
 
 
+def test_an_unsubscribe_a_sending_provider_reported_counts_with_email(
+    session: Session, edition: Edition, now: datetime
+) -> None:
+    leave(session, edition, "ann@example.com", "sendgrid", now + timedelta(hours=3))
+
+    outcomes = edition_outcomes(session, edition.id)
+
+    assert (outcomes.unsubscribed_email, outcomes.unsubscribed) == (1, 1)
+
+
 def test_an_unsubscribe_before_the_send_started_is_not_the_editions(
     session: Session, edition: Edition, now: datetime
 ) -> None:
