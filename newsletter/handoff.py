@@ -34,8 +34,13 @@ from newsletter.clock import Clock
 from newsletter.config import Settings
 from newsletter.db import session_scope
 from newsletter.delivery import notices
-from newsletter.delivery.batch import BatchResult
-from newsletter.delivery.errors import ConnectionLost, DeliveryError, TemporaryFailure
+from newsletter.delivery.batch import READER_STAGES, BatchResult
+from newsletter.delivery.errors import (
+    ConnectionLost,
+    DeliveryError,
+    PermanentFailure,
+    TemporaryFailure,
+)
 from newsletter.delivery.fanout import BatchRange
 from newsletter.delivery.marks import marks_for
 from newsletter.delivery.transports import outgoing_transport
@@ -286,13 +291,35 @@ def send_test(edition_id: int, address: str, settings: Settings, clock: Clock) -
 def send_notice(
     kind: NoticeKind, subscriber_id: int, list_ids: list[int], settings: Settings, clock: Clock
 ) -> bool:
-    """Send a reader's notice now; False if the reader erased their data meanwhile."""
+    """Send a reader's notice now; False if the reader erased their data or was blocked
+    meanwhile. A server's refusal is raised after the bounce policy has heard of it."""
     with session_scope(settings.database_url) as session:
         notice = NOTICES[kind](session, subscriber_id, list_ids, settings=settings, now=clock())
     if notice is None:
         return False
-    notices.send(notice, outgoing_transport(settings))
+    try:
+        notices.send(notice, outgoing_transport(settings))
+    except PermanentFailure as error:
+        # As for a digest: only a refusal of the recipient or of the message is about them.
+        if error.code is not None and error.stage in READER_STAGES:
+            _record_notice_refusal(subscriber_id, str(error), settings, clock)
+        raise
     return True
+
+
+def _record_notice_refusal(
+    subscriber_id: int, reply: str, settings: Settings, clock: Clock
+) -> None:
+    """Apply the bounce policy to a reader whose notice the server refused at once."""
+    try:
+        with session_scope(settings.database_url) as session:
+            process.record_notice_refusal(
+                session, subscriber_id, reply, settings=settings, now=clock()
+            )
+    except Exception:
+        # The refusal is still raised and logged by the caller; a later one brings it back.
+        log.exception("could not apply the bounce policy to subscriber %s's refused notice",
+                      subscriber_id)  # fmt: skip
 
 
 def reconcile(handoff: Handoff, settings: Settings, clock: Clock, stale_after: timedelta) -> int:

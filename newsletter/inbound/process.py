@@ -312,3 +312,20 @@ def reader_of_message_id(session: Session, settings: Settings, message_id: str) 
         return Reader()
     return _from_edition(session, delivery.edition_id, delivery.subscriber_id)
 
+
+def record_notice_refusal(
+    session: Session, subscriber_id: int, reply: str, *, settings: Settings, now: datetime
+) -> None:
+    """A server refused a reader's confirmation or welcome at once: a bounce without the mail.
+
+    As for a digest refused at send time, the reply alone decides: a dead address blocks, a
+    full mailbox adds to the score, a refusal of our mail counts against our reputation.
+    A notice belongs to no edition.
+    """
+    category, reason = categorise("", reply)
+    status = _ENHANCED.search(reply)
+    signal = Signal(
+        MailEventKind.BOUNCE, category=category, reason=reason, diagnostic=reply[:500],
+        status=status.group(0) if status else "", subscriber_id=subscriber_id,
+    )  # fmt: skip
+    apply(session, signal, source="smtp-reply", settings=settings, now=now)
