@@ -184,14 +184,29 @@ def process_pending_inbound(settings: Settings, clock: Clock) -> int:
         done, after_id = done + len(ids), ids[-1]
 
 
+class TokenReused(Exception):
+    """A new provider event came signed with a one-time token spent before: a captured
+    request replayed with other event data. Nothing was recorded."""
+
+
 def record_provider_event(
     raw: bytes, signals: list[Signal], *, source: str, external_id: str,
-    settings: Settings, clock: Clock,
+    settings: Settings, clock: Clock, token: str | None = None,
 ) -> bool:  # fmt: skip
     """Record and apply one provider webhook event, committed before the webhook answers;
-    False if the provider had delivered it before."""
+    False if the provider had delivered it before.
+
+    ``token`` is the one-time token of the request's signature (Mailgun's), spent in the same
+    transaction as the event: a failure to record leaves it unspent for the provider's retry.
+    Raises :class:`TokenReused`, recording nothing, when the event is new but the token was
+    spent before. The same event again is a duplicate whatever its token, since it changes
+    nothing.
+    """
     with session_scope(settings.database_url) as session:
         now = clock()
+        fresh = token is None or intake.spend_token(session, source, token, now=now)
+        if not fresh and not intake.is_stored(session, source, external_id):
+            raise TokenReused(f"{source} signature token used before, for event {external_id}")
         editions = process.record_provider_event(
             session, raw, signals, source=source, external_id=external_id, settings=settings,
             now=now,
@@ -200,6 +215,13 @@ def record_provider_event(
             return False
         process.trip_breakers(session, editions, settings=settings, now=now)
     return True
+
+
+def spend_provider_token(source: str, token: str, settings: Settings, clock: Clock) -> bool:
+    """Remember the one-time token of a signed request that carried no event we keep, so the
+    same signature cannot carry one later; False if it was spent before."""
+    with session_scope(settings.database_url) as session:
+        return intake.spend_token(session, source, token, now=clock())
 
 
 def store_inbound(
@@ -519,6 +541,7 @@ __all__ = [
     "Handoff",
     "InProcessHandoff",
     "NoticeKind",
+    "TokenReused",
     "celery_config",
     "default_handoff",
     "deliver",
@@ -532,6 +555,7 @@ __all__ = [
     "record_refusals",
     "send_notice",
     "send_test",
+    "spend_provider_token",
     "start_edition",
     "store_inbound",
 ]

@@ -166,11 +166,17 @@ def process_stored_inbound() -> int:
 
 @shared_task(name="workers.tasks.purge_inbound")
 def purge_inbound() -> int:
-    """Daily: drop the raw bytes of returned mail older than inbound_retention_days."""
+    """Daily: drop the raw bytes of returned mail older than inbound_retention_days, and
+    forget the webhook signature tokens too old to be replayed."""
     settings = get_settings()
     with session_scope() as session:
+        now = utcnow()
         purged = intake.purge_raw(
-            session, now=utcnow(), retention=timedelta(days=settings.inbound_retention_days)
+            session, now=now, retention=timedelta(days=settings.inbound_retention_days)
         )
-    log.info("dropped the raw bytes of %s returned messages", purged)
+        forgotten = intake.forget_tokens(session, now=now)
+    log.info(
+        "dropped the raw bytes of %s returned messages; forgot %s signature tokens",
+        purged, forgotten,
+    )  # fmt: skip
     return purged

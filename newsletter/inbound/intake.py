@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -87,3 +87,64 @@ def mark_failed(session: Session, message_id: int, error: str) -> None:
         .values(status=InboundStatus.FAILED, error=error[:2000])
         .execution_options(synchronize_session=False)
     )
+
+
+# A provider's one-time signature token (Mailgun's) is remembered as a row of its own source,
+# "<provider>-token", so every web worker sees it and it outlives a restart. A token is
+# needed only while its signature's timestamp is accepted (ten minutes either way); a day
+# leaves room for clocks that drift.
+SPENT_SOURCE_SUFFIX = "-token"
+TOKENS_KEPT = timedelta(days=1)
+
+
+def spend_token(session: Session, provider: str, token: str, *, now: datetime) -> bool:
+    """Remember a signature's one-time ``token``; False if it was spent before.
+
+    The row is ``processed`` from the start: it is no message, and no sweep may take it up.
+    """
+    stored = store(session, b"", source=provider + SPENT_SOURCE_SUFFIX, external_id=token, now=now)
+    if stored is None:
+        return False
+    session.execute(
+        update(InboundMessage)
+        .where(InboundMessage.id == stored)
+        .values(status=InboundStatus.PROCESSED, processed_at=now, kind="token")
+        .execution_options(synchronize_session=False)
+    )
+    return True
+
+
+def is_stored(session: Session, source: str, external_id: str) -> bool:
+    """Whether the provider event ``(source, external_id)`` is stored already."""
+    found = session.scalar(
+        select(InboundMessage.id).where(
+            InboundMessage.source == source, InboundMessage.external_id == external_id
+        )
+    )
+    return found is not None
+
+
+def forget_tokens(session: Session, *, now: datetime) -> int:
+    """Drop the tokens spent more than :data:`TOKENS_KEPT` ago; their signatures are refused
+    for their age by then."""
+    result = session.execute(
+        delete(InboundMessage)
+        .where(
+            InboundMessage.source.endswith(SPENT_SOURCE_SUFFIX),
+            InboundMessage.received_at < now - TOKENS_KEPT,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return affected_rows(result)
+
+
+def retry_failed(session: Session) -> int:
+    """Put the messages whose processing failed back to ``received``, to be processed again
+    (after a fix, say); how many. Their error is cleared: a second failure records its own."""
+    result = session.execute(
+        update(InboundMessage)
+        .where(InboundMessage.status == InboundStatus.FAILED)
+        .values(status=InboundStatus.RECEIVED, error="")
+        .execution_options(synchronize_session=False)
+    )
+    return affected_rows(result)

@@ -33,6 +33,7 @@ from newsletter.config import Settings
 from newsletter.delivery.fanout import audience_size
 from newsletter.delivery.prepared import prepare_edition
 from newsletter.editions.lifecycle import start_sending
+from newsletter.inbound.intake import SPENT_SOURCE_SUFFIX
 from newsletter.models import (
     Delivery,
     Edition,
@@ -53,7 +54,7 @@ ANN = "ann@example.com"
 BOB = "bob@example.com"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:newsletter-bounces"
 LOCAL_HOSTS = r"127\.0\.0\.1"  # the test's certificate server; production allows SNS only
-CERTIFICATE_PATH = "/SimpleNotificationService-test.pem"
+CERTIFICATE_PATH = "/SimpleNotificationService-7e57.pem"  # where SNS keeps certificates
 MAILGUN_KEY = "key-0123456789abcdef"
 POSTMARK_USER, POSTMARK_PASSWORD = "postmark", "correct horse"
 
@@ -97,8 +98,10 @@ def audience(session: Session, edition: Edition) -> int:
 
 
 def stored_events(session: Session) -> int:
+    """Provider events stored (the Mailgun signature tokens remembered beside them are not)."""
     session.expire_all()
-    return session.scalar(select(func.count()).select_from(InboundMessage)) or 0
+    events = select(func.count()).where(~InboundMessage.source.endswith(SPENT_SOURCE_SUFFIX))
+    return session.scalar(events) or 0
 
 
 def events(session: Session) -> list[MailEvent]:
@@ -407,6 +410,22 @@ def test_ses_subscription_confirmation_fetches_the_subscribe_url(
     assert [path for path, _ in sns_server.requests] == [CERTIFICATE_PATH, confirm]
 
 
+def test_ses_notification_that_trips_up_a_parser_is_a_400_and_changes_nothing(
+    ses_client: TestClient, sns_signer: Signer, sns_server: FeedServer, session: Session,
+    edition: Edition,
+) -> None:  # fmt: skip
+    # Signed by SNS, but its Message nests deeper than Python's JSON reader recurses: a
+    # RecursionError no parser foresaw. It is the body's fault, not a server error.
+    nested = "[" * 5_000 + "]" * 5_000
+    message = sns(sns_signer, sns_server.url(CERTIFICATE_PATH), nested)
+
+    response = post_sns(ses_client, message)
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "The body could not be read as a ses webhook."}
+    assert stored_events(session) == 0
+
+
 def test_ses_malformed_body_is_a_400(ses_client: TestClient, session: Session) -> None:
     response = ses_client.post("/webhooks/ses", content=b'{"Type": "Notification",')
 
@@ -572,14 +591,20 @@ def mailgun_client(make_client: AppFactory) -> TestClient:
     return make_client(webhook_mailgun_signing_key=MAILGUN_KEY)
 
 
-def mailgun(event: dict[str, Any], *, now: datetime, key: str = MAILGUN_KEY) -> bytes:
-    """A Mailgun webhook body: the signature beside the event data."""
+def mailgun_signature(now: datetime, key: str = MAILGUN_KEY) -> dict[str, str]:
+    """Mailgun's signature block: a fresh 50-character token, signed with its timestamp."""
     timestamp, token = str(int(now.timestamp())), uuid.uuid4().hex + "0123456789abcdef01"
     signature = hmac.new(key.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
-    return json.dumps(
-        {"signature": {"timestamp": timestamp, "token": token, "signature": signature},
-         "event-data": event}
-    ).encode()  # fmt: skip
+    return {"timestamp": timestamp, "token": token, "signature": signature}
+
+
+def mailgun(
+    event: dict[str, Any], *, now: datetime, key: str = MAILGUN_KEY,
+    signature: dict[str, str] | None = None,
+) -> bytes:  # fmt: skip
+    """A Mailgun webhook body: the signature (a fresh one unless given) beside the event data."""
+    signed = signature or mailgun_signature(now, key)
+    return json.dumps({"signature": signed, "event-data": event}).encode()
 
 
 def mailgun_failed(
@@ -631,6 +656,71 @@ def test_mailgun_signature_by_another_key_is_refused_and_changes_nothing(
     response = mailgun_client.post("/webhooks/mailgun", content=body)
 
     assert response.status_code == 403
+    assert stored_events(session) == 0
+    assert reader(session).status == SubscriberStatus.ACTIVE
+
+
+def test_mailgun_signature_used_again_with_other_event_data_is_refused_and_changes_nothing(
+    mailgun_client: TestClient, session: Session, edition: Edition, now: datetime
+) -> None:
+    # Mailgun signs the timestamp and token, not the event: a captured request, replayed
+    # within its ten minutes with a hard bounce in place of a delay, would block the reader.
+    signature = mailgun_signature(now)
+    delay = mailgun_failed("temporary", 452, "4.2.2 The email account is over quota.")
+    mailgun_client.post("/webhooks/mailgun", content=mailgun(delay, now=now, signature=signature))
+
+    forged = mailgun(mailgun_failed(), now=now, signature=signature)
+    response = mailgun_client.post("/webhooks/mailgun", content=forged)
+
+    assert response.status_code == 403
+    assert "signature was used before" in response.json()["detail"]
+    assert reader(session).status == SubscriberStatus.ACTIVE
+    assert [(e.category, e.outcome) for e in events(session)] == [("soft", "recorded")]
+
+
+def test_mailgun_signature_of_an_event_not_kept_cannot_carry_a_bounce_later(
+    mailgun_client: TestClient, session: Session, edition: Edition, now: datetime
+) -> None:
+    signature = mailgun_signature(now)
+    delivered = {"id": "delivered-1", "event": "delivered", "recipient": ANN}
+    first = mailgun_client.post(
+        "/webhooks/mailgun", content=mailgun(delivered, now=now, signature=signature)
+    )
+
+    forged = mailgun(mailgun_failed(), now=now, signature=signature)
+    response = mailgun_client.post("/webhooks/mailgun", content=forged)
+
+    assert first.json() == {"recorded": 0, "duplicates": 0}
+    assert response.status_code == 403
+    assert reader(session).status == SubscriberStatus.ACTIVE
+    assert events(session) == []
+
+
+def test_mailgun_request_delivered_twice_is_recorded_once(
+    mailgun_client: TestClient, session: Session, edition: Edition, now: datetime
+) -> None:
+    # Mailgun retries when our answer is lost: the same event under the same token is a
+    # duplicate, not a replay, so it gets a 200 and Mailgun stops retrying.
+    body = mailgun(mailgun_failed(), now=now)
+    mailgun_client.post("/webhooks/mailgun", content=body)
+
+    again = mailgun_client.post("/webhooks/mailgun", content=body)
+
+    assert again.json() == {"recorded": 0, "duplicates": 1}
+    assert len(events(session)) == 1
+
+
+def test_mailgun_event_that_trips_up_its_recording_is_a_400_and_changes_nothing(
+    mailgun_client: TestClient, session: Session, edition: Edition, now: datetime
+) -> None:
+    # JSON may escape half of a UTF-16 pair; such an address cannot be encoded to look the
+    # reader up, so recording raises UnicodeEncodeError: the body's fault, not ours.
+    failed = {**mailgun_failed(), "recipient": "ann\ud800@example.com"}
+
+    response = mailgun_client.post("/webhooks/mailgun", content=mailgun(failed, now=now))
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "The body could not be read as a mailgun webhook."}
     assert stored_events(session) == 0
     assert reader(session).status == SubscriberStatus.ACTIVE
 

@@ -3,9 +3,15 @@
 Mailgun puts its signature in the JSON body: ``signature: {timestamp, token, signature}``,
 where ``signature`` is the hex HMAC-SHA256 of ``timestamp + token`` under the webhook
 signing key (``NEWSLETTER_WEBHOOK_MAILGUN_SIGNING_KEY``). A timestamp more than ten minutes
-from our clock is refused, so a captured request cannot be replayed later. Each request
-carries one event (``event-data``), recorded by its ``id``; Mailgun passes our Message-ID
-back in ``event-data.message.headers``.
+from our clock is refused, so a captured request cannot be replayed later.
+
+The signature does not cover the event, so within those ten minutes a captured request could
+carry any ``event-data``. As Mailgun advises, each token is therefore spent once: the
+webhook remembers it with the event (:func:`newsletter.handoff.record_provider_event`) and
+refuses a new event under a token it has seen.
+
+Each request carries one event (``event-data``), recorded by its ``id``; Mailgun passes our
+Message-ID back in ``event-data.message.headers``.
 """
 
 from __future__ import annotations
@@ -41,8 +47,9 @@ def read(body: bytes) -> dict[str, Any]:
     return data
 
 
-def verify(data: dict[str, Any], *, signing_key: str, now: datetime) -> None:
-    """Raise :class:`ProviderRefused` unless Mailgun signed ``data`` within ten minutes."""
+def verify(data: dict[str, Any], *, signing_key: str, now: datetime) -> str:
+    """The signature's one-time token, to be spent with the event; raise
+    :class:`ProviderRefused` unless Mailgun signed ``data`` within ten minutes."""
     signed = data.get("signature")
     if not isinstance(signed, dict) or not all(
         isinstance(signed.get(n), str | int) for n in ("timestamp", "token", "signature")
@@ -57,6 +64,7 @@ def verify(data: dict[str, Any], *, signing_key: str, now: datetime) -> None:
         raise ProviderRefused(
             403, "The signature does not match: the event was not signed with our Mailgun key."
         )
+    return token
 
 
 def parse(data: dict[str, Any], raw: bytes) -> list[ProviderEvent]:

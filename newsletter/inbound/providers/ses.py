@@ -3,17 +3,19 @@
 SNS signs every message with RSA (``SignatureVersion`` 1: SHA1withRSA, 2: SHA256withRSA) over
 a canonical string of its fields, and names the certificate to check it with in
 ``SigningCertURL``. That URL comes in the request, so a forger would name their own
-certificate: it is fetched only over https from a host that
+certificate: it is fetched only over https, on the default port, from a host that
 ``NEWSLETTER_WEBHOOK_SES_CERTIFICATE_HOSTS`` allows (SNS's own, ``sns.<region>.amazonaws.com``,
-by default), without following redirects, with a short timeout and a size cap, and kept per URL
-in a small in-process cache. The topic must be one of ``NEWSLETTER_WEBHOOK_SES_TOPIC_ARNS``.
+by default), and only at the path SNS keeps its certificates at
+(``/SimpleNotificationService-<hex>.pem``, no query, no fragment), without following
+redirects, with a short timeout and a size cap, and kept per URL in a small in-process cache.
+The topic must be one of ``NEWSLETTER_WEBHOOK_SES_TOPIC_ARNS``.
 
 A ``SubscriptionConfirmation`` is confirmed, once verified, by fetching its ``SubscribeURL``
 from the same allowed hosts. A ``Notification`` carries one SES notification (``Bounce``,
 ``Complaint``; other types are not recorded); SNS's ``MessageId`` is its event id.
 
-Plain http is taken only from 127.0.0.1, and only when the host pattern names it: a test
-serving a certificate it made. A production pattern never names it.
+Plain http, on any port, is taken only from 127.0.0.1, and only when the host pattern names
+it: a test serving a certificate it made. A production pattern never names it.
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ LOOPBACK = "127.0.0.1"
 FETCH_TIMEOUT_S = 5.0
 MAX_CERTIFICATE_BYTES = 64 * 1024  # an SNS certificate is about 2 KB
 CACHED_CERTIFICATES = 16  # SNS signs with one certificate per region at a time
+# Where SNS keeps its signing certificates. Anything else on an SNS host (an S3-style path,
+# a redirector, a query that changes the answer) is not a certificate SNS published, and a
+# narrow shape also keeps the cache from filling with variants of one URL.
+CERTIFICATE_PATH = re.compile(rb"/SimpleNotificationService-[0-9a-f]+\.pem")
 
 # The fields each message type signs, in the order SNS signs them.
 _CONFIRMATION = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type")
@@ -117,19 +123,39 @@ def read(body: bytes) -> SnsMessage:
 
 
 def allowed_url(url: str, certificate_hosts: str) -> httpx.URL:
-    """``url`` if we may fetch it (https on an allowed host); 403 otherwise."""
+    """``url`` if we may fetch it (https on an allowed host, default port); 403 otherwise."""
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError, ValueError):
         raise ProviderRefused(403, "The certificate or confirmation URL is not a URL.") from None
     host = parsed.host
-    secure = parsed.scheme == "https" or (parsed.scheme == "http" and host == LOOPBACK)
+    loopback = parsed.scheme == "http" and host == LOOPBACK  # a test's own server
+    secure = parsed.scheme == "https" or loopback
     if not secure or parsed.userinfo or not re.fullmatch(certificate_hosts, host):
         raise ProviderRefused(
             403,
             f"{parsed.scheme}://{host} is not an SNS host: certificates and confirmations are "
             "fetched only over https from the hosts NEWSLETTER_WEBHOOK_SES_CERTIFICATE_HOSTS "
             "allows.",
+        )
+    # httpx gives no port when the URL names none or the scheme's own (443).
+    if parsed.port is not None and not loopback:
+        raise ProviderRefused(
+            403, f"Port {parsed.port} is not SNS's: certificates are fetched from port 443 only."
+        )
+    return parsed
+
+
+def certificate_url(url: str, certificate_hosts: str) -> httpx.URL:
+    """``url`` if it names an SNS signing certificate on an allowed host; 403 otherwise."""
+    parsed = allowed_url(url, certificate_hosts)
+    # raw_path holds the query too, still percent-encoded: an encoded or queried variant of
+    # the path does not match.
+    if not CERTIFICATE_PATH.fullmatch(parsed.raw_path) or "#" in url:
+        raise ProviderRefused(
+            403,
+            "The signing certificate URL is not one SNS publishes: its path is "
+            "/SimpleNotificationService-<hex>.pem, with no query or fragment.",
         )
     return parsed
 
@@ -213,7 +239,7 @@ def verify(
         raise ProviderRefused(
             400, f"SignatureVersion {message.fields['SignatureVersion']!r} is not 1 or 2."
         )
-    url = allowed_url(message.fields["SigningCertURL"], certificate_hosts)
+    url = certificate_url(message.fields["SigningCertURL"], certificate_hosts)
     try:
         signature = base64.b64decode(message.fields["Signature"], validate=True)
     except (binascii.Error, ValueError):

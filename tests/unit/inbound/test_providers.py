@@ -146,7 +146,50 @@ def test_sns_unsigned_message_is_refused_before_it_is_read() -> None:
     ],
 )
 def test_certificate_url_on_an_sns_host_is_allowed(url: str) -> None:
-    assert ses.allowed_url(url, DEFAULT_CERTIFICATE_HOSTS).host.startswith("sns.")
+    assert ses.certificate_url(url, DEFAULT_CERTIFICATE_HOSTS).host.startswith("sns.")
+
+
+SNS = "https://sns.eu-west-1.amazonaws.com"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"{SNS}/cert.pem",  # not where SNS keeps certificates
+        f"{SNS}/SimpleNotificationService-ABC.pem",  # SNS names them in lower-case hex
+        f"{SNS}/SimpleNotificationService-.pem",
+        f"{SNS}/SimpleNotificationService-abc.pem.exe",
+        f"{SNS}/bucket/SimpleNotificationService-abc.pem",
+        f"{SNS}/SimpleNotificationService-abc.pem?versionId=2",
+        f"{SNS}/SimpleNotificationService-abc.pem?",
+        f"{SNS}/SimpleNotificationService-abc.pem#key",
+        f"{SNS}/SimpleNotificationService-%61bc.pem",  # an encoded variant of the same path
+        f"{SNS}:8443/SimpleNotificationService-abc.pem",
+        f"{SNS}:80/SimpleNotificationService-abc.pem",
+    ],
+)
+def test_certificate_url_off_sns_certificate_path_or_port_is_refused(url: str) -> None:
+    with pytest.raises(ProviderRefused) as refused:
+        ses.certificate_url(url, DEFAULT_CERTIFICATE_HOSTS)
+
+    assert refused.value.status_code == 403
+
+
+def test_certificate_url_may_name_the_default_port() -> None:
+    url = f"{SNS}:443/SimpleNotificationService-abc.pem"
+
+    assert str(ses.certificate_url(url, DEFAULT_CERTIFICATE_HOSTS)) == (
+        f"{SNS}/SimpleNotificationService-abc.pem"
+    )
+
+
+def test_certificate_url_from_the_test_loopback_still_needs_the_sns_path() -> None:
+    loopback = r"127\.0\.0\.1"
+    url = "http://127.0.0.1:8080/SimpleNotificationService-0a1b.pem"
+
+    assert ses.certificate_url(url, loopback).port == 8080
+    with pytest.raises(ProviderRefused):
+        ses.certificate_url("http://127.0.0.1:8080/c.pem", loopback)
 
 
 @pytest.mark.parametrize(
