@@ -7,7 +7,9 @@ import contextlib
 import json
 import logging
 import queue
+import re
 import signal
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -18,10 +20,12 @@ from typing import Annotated
 import typer
 
 from newsletter import handoff
-from newsletter.cli.common import CommandError, console, errors, settings, utcnow
+from newsletter.cli.common import CommandError, console, errors, print_json, settings, utcnow
 from newsletter.clock import Clock
 from newsletter.config import Settings
+from newsletter.db import session_scope
 from newsletter.delivery.verp import ReturnPath
+from newsletter.inbound import intake
 from newsletter.inbound.classify import classify, report_json
 from newsletter.inbound.mailbox import (
     BadMailboxURL,
@@ -30,8 +34,10 @@ from newsletter.inbound.mailbox import (
     MailboxURL,
     PollResult,
 )
+from newsletter.inbound.returned import EventLine, Returned, returned_message, returned_messages
 from newsletter.inbound.server import InboundHandler
 from newsletter.inbound.server import serve as serve_smtp
+from newsletter.models import InboundStatus
 
 app = typer.Typer(help="Mail that comes back: bounces, complaints, email unsubscribes.")
 log = logging.getLogger(__name__)
@@ -168,9 +174,23 @@ def parse(
 
 
 @app.command()
-def process() -> None:
+def process(
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="First put the messages whose processing failed back to be processed "
+            "(after the fix for what failed them).",
+        ),
+    ] = False,
+) -> None:
     """Process returned messages stored and not yet processed (after a crash, say)."""
-    done = handoff.process_pending_inbound(settings(), utcnow)
+    config = settings()
+    if retry_failed:
+        with session_scope(config.database_url) as session:
+            again = intake.retry_failed(session)
+        console.print(f"{_count(again, 'failed message')} put back to be processed.")
+    done = handoff.process_pending_inbound(config, utcnow)
     console.print(f"Processed {done} stored message{'s' if done != 1 else ''}.")
 
 
@@ -242,3 +262,117 @@ def _poll_once(config: Settings, name: str) -> PollResult:
         line += f"; {result.left} left for the next poll"
     console.print(line)
     return result
+
+
+# Control characters (C0 but tab and newline, DEL, C1) in returned mail would drive the
+# operator's terminal: anyone can send us mail, so they are shown as "?".
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _plain(text: str) -> str:
+    return _CONTROL.sub("?", text)
+
+
+def _say(text: str) -> None:
+    """Print a line built from returned mail: no rich markup, no control characters."""
+    console.print(_plain(text), markup=False, highlight=False)
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'s' if n != 1 else ''}"
+
+
+def _outcome(event: EventLine) -> str:
+    what = event.kind.replace("_", " ") + (f" {event.category}" if event.category else "")
+    return f"{what}: {event.outcome or 'none'}"
+
+
+def _line(message: Returned) -> str:
+    outcomes = "; ".join(_outcome(e) for e in message.events) or "no events"
+    error = f"  error: {message.error_line}" if message.error_line else ""
+    return (
+        f"#{message.id}  {message.received_at:%Y-%m-%d %H:%M} UTC  {message.source}  "
+        f"{message.size:,} B  {message.kind or '-'}  {message.status.value}  {outcomes}{error}"
+    )
+
+
+@app.command("list")
+def list_messages(
+    status: Annotated[
+        InboundStatus | None, typer.Option(help="Only messages in this status.")
+    ] = None,
+    page: Annotated[int, typer.Option(min=1, help="Page, from 1 (50 to a page).")] = 1,
+    output: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.TEXT,
+) -> None:
+    """Returned messages stored, the latest first: status, kind, error and what each did.
+
+    'failed' lists the messages whose processing failed; after fixing what failed them,
+    'newsletter inbound process --retry-failed' processes them again. 'newsletter inbound
+    show ID' shows one in full.
+    """
+    with session_scope(settings().database_url) as session:
+        found = returned_messages(session, status=status, page=page)
+    if output == Format.JSON:
+        print_json(
+            {"total": found.total, "page": page, "pages": found.pages,
+             "messages": [m.as_json() for m in found.messages]}
+        )  # fmt: skip
+        return
+    which = f"{status.value} " if status is not None else ""
+    console.print(
+        f"{_count(found.total, which + 'returned message')}; page {page} of {found.pages}."
+    )
+    for message in found.messages:
+        _say(_line(message))
+
+
+@app.command()
+def show(
+    message_id: Annotated[int, typer.Argument(metavar="ID", help="The message's id.")],
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Print the message as it came, after the summary.")
+    ] = False,
+) -> None:
+    """One returned message: its headers, what it said and did, and its whole error.
+
+    --raw adds the message as it came: exact bytes when piped (to a file for 'newsletter
+    inbound parse', say); on a terminal, control characters are shown as '?'.
+    """
+    with session_scope(settings().database_url) as session:
+        detail = returned_message(session, message_id)
+    if detail is None:
+        raise CommandError(f"no returned message {message_id}")
+    message = detail.message
+    _say(
+        f"Returned message #{message.id}: {message.kind or 'not yet read'}, "
+        f"{message.status.value}; {message.size:,} bytes from {message.source} on "
+        f"{message.received_at:%Y-%m-%d %H:%M} UTC."
+    )
+    if detail.envelope_from or detail.recipients:
+        envelope = ", ".join(detail.recipients) or "-"
+        _say(f"Envelope: from <{detail.envelope_from}> to {envelope}")
+    for name, value in detail.headers:
+        _say(f"  {name}: {value}")
+    if message.error:
+        _say(f"Error: {message.error}")
+    for event in message.events:
+        reader = f" reader {event.subscriber_id}" if event.subscriber_id else ""
+        edition = f" edition {event.edition_id}" if event.edition_id else ""
+        said = " ".join(x for x in (event.status, event.reason.replace("_", " ")) if x)
+        _say(
+            f"Event: {_outcome(event)} {event.address or '(no address)'}{reader}{edition}"
+            f"{f' ({said})' if said else ''}"
+        )
+    if not message.events:
+        _say("No events.")
+    if not raw:
+        return
+    if detail.raw is None:
+        raise CommandError(f"the raw message {message_id} was purged after its retention period")
+    console.print("")
+    sys.stdout.flush()
+    if sys.stdout.isatty():
+        _say(detail.raw.decode("utf-8", "replace"))
+    else:
+        sys.stdout.buffer.write(detail.raw)
+        sys.stdout.flush()

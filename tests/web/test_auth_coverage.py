@@ -161,6 +161,8 @@ def test_the_walk_sees_every_route() -> None:
         "PATCH /api/v1/editions/{edition_id}",
         "GET /admin",
         "POST /admin/logout",
+        "GET /admin/inbound",
+        "GET /admin/inbound/{message_id}",
         "GET /archive/{slug}",
     } <= templates
 

@@ -9,13 +9,14 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from newsletter.resources import resource_path
-from newsletter.web.admin import browse, dashboard, editions, readers
+from newsletter.web.admin import browse, dashboard, editions, inbound, readers
 
 router = APIRouter()
 router.include_router(dashboard.router)
 router.include_router(editions.router)
 router.include_router(browse.router)
 router.include_router(readers.router)
+router.include_router(inbound.router)
 
 
 @cache
