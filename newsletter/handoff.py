@@ -28,7 +28,7 @@ from typing import Any, Literal, Protocol
 
 from celery import Celery
 from kombu.exceptions import OperationalError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from newsletter.clock import Clock
 from newsletter.config import Settings
@@ -202,26 +202,32 @@ def record_provider_event(
     spent before. The same event again is a duplicate whatever its token, since it changes
     nothing.
     """
-    with session_scope(settings.database_url) as session:
-        now = clock()
-        fresh = token is None or intake.spend_token(session, source, token, now=now)
-        if not fresh and not intake.is_stored(session, source, external_id):
-            raise TokenReused(f"{source} signature token used before, for event {external_id}")
-        editions = process.record_provider_event(
-            session, raw, signals, source=source, external_id=external_id, settings=settings,
-            now=now,
-        )  # fmt: skip
-        if editions is None:
-            return False
-        process.trip_breakers(session, editions, settings=settings, now=now)
+    try:
+        with session_scope(settings.database_url) as session:
+            now = clock()
+            fresh = token is None or intake.spend_token(session, source, token, now=now)
+            if not fresh and not intake.is_stored(session, source, external_id):
+                raise TokenReused(f"{source} signature token used before, for {external_id}")
+            editions = process.record_provider_event(
+                session, raw, signals, source=source, external_id=external_id,
+                settings=settings, now=now,
+            )  # fmt: skip
+            if editions is None:
+                return False
+            process.trip_breakers(session, editions, settings=settings, now=now)
+    except IntegrityError:
+        return False  # the same event (or token), recorded meanwhile by a concurrent request
     return True
 
 
 def spend_provider_token(source: str, token: str, settings: Settings, clock: Clock) -> bool:
     """Remember the one-time token of a signed request that carried no event we keep, so the
     same signature cannot carry one later; False if it was spent before."""
-    with session_scope(settings.database_url) as session:
-        return intake.spend_token(session, source, token, now=clock())
+    try:
+        with session_scope(settings.database_url) as session:
+            return intake.spend_token(session, source, token, now=clock())
+    except IntegrityError:
+        return False
 
 
 def store_inbound(
@@ -229,11 +235,14 @@ def store_inbound(
     clock: Clock, *, external_id: str | None = None,
 ) -> int | None:  # fmt: skip
     """Store a returned message and commit; its id (None: that provider event was stored)."""
-    with session_scope(settings.database_url) as session:
-        return intake.store(
-            session, raw, source=source, now=clock(), envelope_from=envelope_from,
-            recipients=recipients, external_id=external_id,
-        )  # fmt: skip
+    try:
+        with session_scope(settings.database_url) as session:
+            return intake.store(
+                session, raw, source=source, now=clock(), envelope_from=envelope_from,
+                recipients=recipients, external_id=external_id,
+            )  # fmt: skip
+    except IntegrityError:
+        return None  # stored meanwhile by a concurrent poll
 
 
 def poll_mailbox(settings: Settings, clock: Clock) -> mailbox.PollResult:

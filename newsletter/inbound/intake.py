@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from newsletter.db import affected_rows
@@ -29,7 +28,11 @@ def store(
     recipients: Sequence[str] = (),
     external_id: str | None = None,
 ) -> int | None:
-    """Store one message; its id, or None if ``(source, external_id)`` is stored already."""
+    """Store one message; its id, or None if ``(source, external_id)`` is stored already.
+
+    Raises :class:`sqlalchemy.exc.IntegrityError` when a concurrent transaction stored the
+    same ``(source, external_id)`` first.
+    """
     if external_id is not None:
         known = session.scalar(
             select(InboundMessage.id).where(
@@ -48,11 +51,11 @@ def store(
         status=InboundStatus.RECEIVED,
         received_at=now,
     )
-    try:
-        with session.begin_nested():
-            session.add(message)
-    except IntegrityError:
-        return None  # the same event, stored by a concurrent delivery of it
+    session.add(message)
+    # A concurrent delivery of the same event raises IntegrityError here, for the caller to
+    # roll back and answer as a duplicate. (No savepoint: SQLite's driver commits the first
+    # one of a transaction when it is released, so nothing after it could roll it back.)
+    session.flush()
     return message.id
 
 

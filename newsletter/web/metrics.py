@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.clock import Clock
 from newsletter.db import session_scope
+from newsletter.inbound import intake
 from newsletter.inbound.stats import ListRates, blocked_count, list_rates
 from newsletter.models import (
     ConsentAction,
@@ -122,7 +123,10 @@ class DatabaseCollector(Collector):
         )
         inbound = dict(
             session.execute(
-                select(InboundMessage.status, func.count()).group_by(InboundMessage.status)
+                select(InboundMessage.status, func.count())
+                # Spent signature tokens are bookkeeping, not mail that came back.
+                .where(~InboundMessage.source.endswith(intake.SPENT_SOURCE_SUFFIX))
+                .group_by(InboundMessage.status)
             ).all()
         )
         messages = GaugeMetricFamily(

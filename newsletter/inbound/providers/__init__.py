@@ -31,6 +31,7 @@ from newsletter.inbound.classify import Category
 from newsletter.inbound.policy import Signal
 from newsletter.inbound.process import Reader
 from newsletter.models import MailEventKind
+from newsletter.text import strip_unsafe
 
 __all__ = ["ProviderEvent", "ProviderRefused"]
 
@@ -105,7 +106,18 @@ def text_of(value: object, limit: int = 2000) -> str:
     """A field as text: providers send numbers, strings and nulls in the same places."""
     if value is None or isinstance(value, dict | list):
         return ""
-    return str(value).strip()[:limit]
+    # Control characters (NUL above all, which PostgreSQL refuses in text) and lone
+    # surrogates go: a provider's field is shown and stored, never trusted as it is.
+    return strip_unsafe(str(value)).strip()[:limit]
+
+
+def address_of(value: object) -> str:
+    """An address field, or "" when it holds characters no address has: an address is never
+    cleaned into another one (``ann\ud800@`` must not become ``ann@``)."""
+    text = "" if value is None or isinstance(value, dict | list) else str(value).strip()
+    if not text or strip_unsafe(text) != text or any(c.isspace() for c in text):
+        return ""
+    return text[:320]
 
 
 def encoded(value: object) -> bytes:

@@ -28,6 +28,7 @@ from newsletter.inbound.providers import (
     ProviderEvent,
     ProviderRefused,
     about_address,
+    address_of,
     bounce,
     json_body,
     signed_recently,
@@ -78,7 +79,7 @@ def parse(data: dict[str, Any], raw: bytes) -> list[ProviderEvent]:
     kind = text_of(event.get("event"))
     if kind not in READ:
         return []  # delivered, opened, clicked, accepted: nothing to do
-    address = text_of(event.get("recipient"), 320)
+    address = address_of(event.get("recipient"))
     signals = _signals(kind, address, event) if address else []
     message = event.get("message")
     headers = message.get("headers") if isinstance(message, dict) else None

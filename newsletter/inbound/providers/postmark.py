@@ -27,6 +27,7 @@ from newsletter.inbound.providers import (
     ProviderEvent,
     ProviderRefused,
     about_address,
+    address_of,
     bounce,
     json_body,
     text_of,
@@ -78,7 +79,7 @@ def parse(body: bytes) -> list[ProviderEvent]:
     bounce_id = text_of(record.get("ID"), 64)
     if not bounce_id:
         raise ProviderRefused(400, f"The Postmark {kind} record has no ID.")
-    address = text_of(record.get("Email"), 320)
+    address = address_of(record.get("Email"))
     signals = _bounce(record, address) if address else []
     return [ProviderEvent(bounce_id, body, signals)]
 
@@ -133,7 +134,7 @@ def _subscription_change(record: dict[str, Any], body: bytes) -> ProviderEvent:
             400, "The SubscriptionChange record has no MessageID, Recipient or ChangedAt."
         )
     event_id = "subscription-change:" + ":".join(names)
-    address = names[1]
+    address = address_of(record.get("Recipient"))
     signals: list[Signal] = []
     why = text_of(record.get("SuppressionReason"))
     # A reactivated address (SuppressSending false) is recorded only: an operator unblocks.

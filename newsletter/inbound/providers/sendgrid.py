@@ -29,6 +29,7 @@ from newsletter.inbound.providers import (
     ProviderEvent,
     ProviderRefused,
     about_address,
+    address_of,
     bounce,
     content_id,
     encoded,
@@ -140,7 +141,7 @@ def _dropped_as(event: dict[str, Any]) -> str:
 
 
 def _signals(kind: str, event: dict[str, Any]) -> list[Signal]:
-    address = text_of(event.get("email"), 320)
+    address = address_of(event.get("email"))
     if not address:
         return []
     if kind == "spamreport":

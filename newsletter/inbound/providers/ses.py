@@ -42,6 +42,7 @@ from newsletter.inbound.providers import (
     ProviderEvent,
     ProviderRefused,
     about_address,
+    address_of,
     bounce,
     json_body,
     text_of,
@@ -317,7 +318,7 @@ def _bounces(details: dict[str, Any]) -> list[Signal]:
     sub_type = text_of(details.get("bounceSubType"))
     signals = []
     for recipient in _recipients(details.get("bouncedRecipients")):
-        address = text_of(recipient.get("emailAddress"), 320)
+        address = address_of(recipient.get("emailAddress"))
         if not address:
             continue
         status = text_of(recipient.get("status"), 16)
@@ -332,7 +333,7 @@ def _complaints(details: dict[str, Any]) -> list[Signal]:
     return [
         about_address(MailEventKind.COMPLAINT, address, reason)
         for recipient in _recipients(details.get("complainedRecipients"))
-        if (address := text_of(recipient.get("emailAddress"), 320))
+        if (address := address_of(recipient.get("emailAddress")))
     ]
 
 

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from newsletter.inbound import intake
+from newsletter.config import Settings
+from newsletter.inbound import intake, process
 from newsletter.models import InboundMessage, InboundStatus
 
 TOKEN = "0f1e2d3c4b5a69788796a5b4c3d2e1f00123456789abcdef01"
@@ -51,3 +52,16 @@ def test_retrying_failed_messages_puts_them_back_to_be_processed(
     assert row is not None
     session.refresh(row)
     assert (row.status, row.error) == (InboundStatus.RECEIVED, "")
+
+
+def test_a_provider_event_rolled_back_leaves_nothing_stored(
+    session: Session, settings: Settings, now: datetime
+) -> None:
+    """Recording failed after the store: the whole event is gone, so the provider's retry
+    is recorded rather than taken for a duplicate."""
+    process.record_provider_event(
+        session, b"{}", [], source="ses", external_id="event-1", settings=settings, now=now
+    )
+    session.rollback()
+
+    assert session.scalars(select(InboundMessage)).all() == []
