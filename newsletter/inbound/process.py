@@ -147,16 +147,23 @@ def record_refusals(
     The reader is known from the ledger, so the reply alone decides: a dead address blocks,
     a refusal of our mail is counted against our own reputation, never the reader's.
     """
-    reader = _from_edition(session, edition_id, 0)
+    edition = _from_edition(session, edition_id, 0)
     for subscriber_id, reply in refused:
-        category, reason = categorise("", reply)
-        status = _ENHANCED.search(reply)
-        signal = Signal(
-            MailEventKind.BOUNCE, category=category, reason=reason, diagnostic=reply[:500],
-            status=status.group(0) if status else "", subscriber_id=subscriber_id,
-            edition_id=reader.edition_id, list_id=reader.list_id,
+        signal = replace(
+            _refusal(reply), subscriber_id=subscriber_id, edition_id=edition.edition_id,
+            list_id=edition.list_id,
         )  # fmt: skip
         apply(session, signal, source="smtp-reply", settings=settings, now=now)
+
+
+def _refusal(reply: str) -> Signal:
+    """A server's refusal at send time, read as a bounce: the reply alone decides."""
+    category, reason = categorise("", reply)
+    status = _ENHANCED.search(reply)
+    return Signal(
+        MailEventKind.BOUNCE, category=category, reason=reason, diagnostic=reply[:500],
+        status=status.group(0) if status else "",
+    )  # fmt: skip
 
 
 def trip_breakers(
@@ -322,10 +329,5 @@ def record_notice_refusal(
     full mailbox adds to the score, a refusal of our mail counts against our reputation.
     A notice belongs to no edition.
     """
-    category, reason = categorise("", reply)
-    status = _ENHANCED.search(reply)
-    signal = Signal(
-        MailEventKind.BOUNCE, category=category, reason=reason, diagnostic=reply[:500],
-        status=status.group(0) if status else "", subscriber_id=subscriber_id,
-    )  # fmt: skip
+    signal = replace(_refusal(reply), subscriber_id=subscriber_id)
     apply(session, signal, source="smtp-reply", settings=settings, now=now)
