@@ -199,6 +199,11 @@ def main() -> None:
         "(the default), an outcome write per message, or one write per group",
     )  # fmt: skip
     parser.add_argument(
+        "--bounce-address", default="bounces@mail.example.com",
+        help="NEWSLETTER_BOUNCE_ADDRESS: each message's envelope sender is its own signed "
+        "VERP address under it, as in production ('' for the list's From address)",
+    )  # fmt: skip
+    parser.add_argument(
         "--rounds", type=int, default=1,
         help="alternate smtp-source and the pipeline this many times; the figures are medians",
     )  # fmt: skip
@@ -217,6 +222,7 @@ def main() -> None:
         NEWSLETTER_CELERY_QUEUE=queue,
         NEWSLETTER_BATCH_SIZE=str(args.batch_size),
         NEWSLETTER_DELIVERY_RECEIPTS=args.receipts,
+        NEWSLETTER_BOUNCE_ADDRESS=args.bounce_address,
         **flush,
     )
 
