@@ -26,7 +26,7 @@ from newsletter.models import (
 )
 from newsletter.posts.search import posts_matching
 from newsletter.subscriptions.search import subscribers_matching
-from newsletter.web.admin.common import admin_page, back
+from newsletter.web.admin.common import BadFilter, admin_page, back, chosen_status
 from newsletter.web.admin.display import Pager, local_time, not_found
 from newsletter.web.context import now, web
 
@@ -92,13 +92,10 @@ def subscribers(
     page: PageNumber = 1,
 ) -> HTMLResponse:
     statuses = [s.value for s in SubscriptionStatus]
-    if status and status not in statuses:
-        # The form's "any status" sends an empty value, so the enum is checked here.
-        return admin_page(
-            request, "message.html", status_code=400, heading="That did not work",
-            paragraphs=[f"status: {status!r} is not one of {', '.join(statuses)}."],
-        )  # fmt: skip
-    wanted = SubscriptionStatus(status) if status else None
+    try:
+        wanted = chosen_status(request, status, SubscriptionStatus)
+    except BadFilter as bad:
+        return bad.response
     with session_scope(web(request).settings.database_url) as session:
         query = subscribers_matching(q, status=wanted).options(
             selectinload(Subscriber.subscriptions).joinedload(Subscription.newsletter_list)

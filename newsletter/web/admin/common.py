@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import enum
+from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -11,6 +12,7 @@ from newsletter.web.auth import ADMIN_CSP, csrf_token
 from newsletter.web.context import render
 
 PAGE_SIZE = 50
+Status = TypeVar("Status", bound=enum.StrEnum)
 
 
 def admin_page(
@@ -33,3 +35,30 @@ def back(request: Request, path: str, flash: str | None = None) -> RedirectRespo
     if flash:
         request.session["flash"] = flash
     return RedirectResponse(path, status_code=303)
+
+
+class BadFilter(Exception):
+    """A list page's filter names no such value: answer with :attr:`response`."""
+
+    def __init__(self, response: HTMLResponse) -> None:
+        self.response = response
+
+
+def chosen_status(request: Request, value: str, statuses: type[Status]) -> Status | None:
+    """The status a list page's filter chose (None: any); raises :class:`BadFilter` for one
+    that is not among ``statuses``. The form's "any status" sends an empty value, so the
+    enum is checked here rather than by the query's type."""
+    names = [s.value for s in statuses]
+    if not value:
+        return None
+    if value not in names:
+        raise BadFilter(
+            admin_page(
+                request,
+                "message.html",
+                status_code=400,
+                heading="That did not work",
+                paragraphs=[f"status: {value!r} is not one of {', '.join(names)}."],
+            )
+        )
+    return statuses(value)

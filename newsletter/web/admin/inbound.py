@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from newsletter.db import session_scope
 from newsletter.inbound.returned import returned_message, returned_messages
 from newsletter.models import InboundStatus
-from newsletter.web.admin.common import PAGE_SIZE, admin_page
+from newsletter.web.admin.common import PAGE_SIZE, BadFilter, admin_page, chosen_status
 from newsletter.web.admin.display import Pager, local_time, not_found
 from newsletter.web.context import web
 
@@ -34,13 +34,10 @@ def returned(
     page: PageNumber = 1,
 ) -> HTMLResponse:
     statuses = [s.value for s in InboundStatus]
-    if status and status not in statuses:
-        # The form's "any status" sends an empty value, so the enum is checked here.
-        return admin_page(
-            request, "message.html", status_code=400, heading="That did not work",
-            paragraphs=[f"status: {status!r} is not one of {', '.join(statuses)}."],
-        )  # fmt: skip
-    wanted = InboundStatus(status) if status else None
+    try:
+        wanted = chosen_status(request, status, InboundStatus)
+    except BadFilter as bad:
+        return bad.response
     with session_scope(web(request).settings.database_url) as session:
         found = returned_messages(session, status=wanted, page=page, per_page=PAGE_SIZE)
     pager = Pager(page, found.total, "/admin/inbound", (("status", status),))
