@@ -63,31 +63,29 @@ class _Processor:
 
     def _work(self) -> None:
         # What a crash or a stop left stored and unprocessed goes first, and again whenever
-        # the server is idle for a minute: a database outage leaves messages stored, and
-        # this thread must outlive it.
+        # the server is idle for a minute or the database failed: the thread outlives an
+        # outage, waiting on its queue (so a stop is seen at once) before it tries again.
         sweep = True
         while True:
-            try:
-                if sweep:
+            if sweep:
+                try:
                     handoff.process_pending_inbound(self.config, self.clock)
-                message_id = self.ids.get(timeout=SWEEP_EVERY_S)
+                    sweep = False
+                except Exception:
+                    log.exception("could not process stored messages; trying again shortly")
+            try:
+                message_id = self.ids.get(timeout=RETRY_AFTER_S if sweep else SWEEP_EVERY_S)
             except queue.Empty:
                 sweep = True
                 continue
-            except Exception:
-                log.exception("could not process stored messages; trying again shortly")
-                time.sleep(RETRY_AFTER_S)
-                continue
             if message_id is None:
                 return
-            sweep = False
             try:
                 for edition_id in handoff.process_inbound(message_id, self.config, self.clock):
                     log.warning("edition %s paused itself: see the admin for why", edition_id)
             except Exception:
                 log.exception("message %s stays stored; the next sweep processes it", message_id)
                 sweep = True
-                time.sleep(RETRY_AFTER_S)
 
 
 @app.command()

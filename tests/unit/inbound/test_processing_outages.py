@@ -49,3 +49,5 @@ def test_the_processing_thread_outlives_a_database_outage(
 
     assert processor.thread.is_alive()
     processor.ids.put(None)
+    processor.thread.join(timeout=10)
+    assert not processor.thread.is_alive(), "a stop is seen while the database is away"
