@@ -184,10 +184,18 @@ def cut_between_writes(host: Host, edition_id: int, smtp_port: int, log: Path) -
 
 
 def _claims(edition_id: int) -> dict[str, list[int]]:
+    """The rows each claim holds: the group it sends, and the rest of the range it reserved.
+
+    Reserved rows count too: a cut that lands between two groups (the SMTP link is quiet
+    then, while the worker writes one group and claims the next) leaves the worker no row
+    in ``sending``, only its reservation.
+    """
     with session_scope() as session:
         rows = session.execute(
             select(Delivery.claim, Delivery.id).where(
-                Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.SENDING
+                Delivery.edition_id == edition_id,
+                Delivery.status.in_([DeliveryStatus.SENDING, DeliveryStatus.QUEUED]),
+                Delivery.claim.is_not(None),
             )
         ).all()
     held: dict[str, list[int]] = {}
