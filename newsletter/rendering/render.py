@@ -88,7 +88,12 @@ def compile_mjml(source: str) -> str:
         allow_network=False,
         cssutils_logging_level=logging.CRITICAL,
     )
-    return str(inliner.transform())
+    html = str(inliner.transform())
+    # premailer (lxml) drops MJML's "<!doctype html>", and without it every mail client and
+    # browser lays the message out in quirks mode.
+    if not html.lstrip()[:9].lower().startswith("<!doctype"):
+        html = "<!doctype html>\n" + html
+    return html
 
 
 def _exists(name: str) -> bool:

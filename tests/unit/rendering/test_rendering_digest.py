@@ -321,3 +321,9 @@ def test_text_part_lines_are_wrapped_for_mail_clients(email: RenderedEmail) -> N
         if len(line) > 78 and "http" not in line and not re.match(r"\d+\. ", line)
     ]
     assert long_lines == []
+
+
+def test_the_html_keeps_its_doctype(ten: tuple[RenderedEmail, int]) -> None:
+    """premailer drops it; without it clients lay the message out in quirks mode."""
+    email, _ = ten
+    assert email.html.startswith("<!doctype html>")
