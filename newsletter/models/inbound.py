@@ -9,7 +9,7 @@ from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConst
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.db import Base
-from newsletter.models.types import UTCDateTime, str_enum, utcnow
+from newsletter.models.types import UTCDateTime, str_enum
 
 
 class InboundStatus(enum.StrEnum):
@@ -46,7 +46,8 @@ class InboundMessage(Base):
     )
     kind: Mapped[str] = mapped_column(String(32), default="")
     error: Mapped[str] = mapped_column(Text, default="")
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Always the writer's clock (intake.store): no wall-clock default.
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
@@ -97,4 +98,4 @@ class MailEvent(Base):
     domain: Mapped[str] = mapped_column(String(255), default="")
     source: Mapped[str] = mapped_column(String(32), default="")
     outcome: Mapped[str] = mapped_column(String(32), default="")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)  # policy.apply's clock

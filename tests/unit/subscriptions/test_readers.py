@@ -31,6 +31,7 @@ from newsletter.subscriptions import readers
 from newsletter.subscriptions.consent import Client
 from newsletter.subscriptions.readers import Preferences
 from tests.factories import edition_with_readers
+from tests.moments import TEST_NOW
 
 EMAIL = "ada@example.com"
 WORDING = "We will email you a link to confirm."
@@ -562,10 +563,13 @@ def test_erase_deletes_the_reader_and_anonymises_the_consent_log(
 
 def came_back(session: Session, raw: bytes, event: MailEvent, *, sender: str = "") -> int:
     """A returned message, stored, and what it said: the event's id."""
-    message = InboundMessage(source="smtp", envelope_from=sender, raw=raw, size=len(raw))
+    message = InboundMessage(
+        source="smtp", envelope_from=sender, raw=raw, size=len(raw), received_at=TEST_NOW
+    )
     session.add(message)
     session.flush()
     event.inbound_message_id = message.id
+    event.created_at = TEST_NOW
     session.add(event)
     session.commit()
     return event.id
