@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
@@ -27,7 +28,7 @@ from newsletter.delivery.mime_template import (
     compile_template,
     qp_value,
 )
-from newsletter.delivery.verp import DIGEST, ReturnPath, Tag
+from newsletter.delivery.verp import ReturnPath
 from newsletter.models import Edition
 from newsletter.rendering.placeholders import Markers
 from newsletter.subscriptions.tokens import PREFERENCES, UNSUBSCRIBE, make_token
@@ -106,11 +107,15 @@ class PreparedEdition:
         tag = _message_tag(self.secret_key, self.edition_id, delivery_id)
         return f"<{self.edition_id}.{delivery_id}.{tag}@{self.domain}>"
 
+    @cached_property
+    def _senders(self) -> Callable[[int], str] | None:
+        return None if self.return_path is None else self.return_path.for_edition(self.edition_id)
+
     def envelope_sender(self, recipient: Recipient) -> str:
-        if self.return_path is None:
+        """The reader's VERP address (:mod:`newsletter.delivery.verp`), else the From."""
+        if self._senders is None:
             return self.from_address
-        tag = Tag(DIGEST, recipient.subscriber_id, self.edition_id)
-        return self.return_path.address(tag)
+        return self._senders(recipient.subscriber_id)
 
     def links(self, recipient: Recipient) -> tuple[str, str]:
         base = self.base_url.rstrip("/")
