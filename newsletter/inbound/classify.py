@@ -922,13 +922,18 @@ def _classify(raw: bytes, addressed_to_unsubscribe: bool, defects: list[str]) ->
     return report("other", [])
 
 
+def failure_status(text: str) -> str:
+    """The first enhanced status code of a failure (4.x.x or 5.x.x) in ``text``, or ""."""
+    found = _ENHANCED_FAILURE.search(text)
+    return found.group(0) if found else ""
+
+
 def _unknown_recipient(text: str) -> RecipientReport:
     """A bounce whose failed address nobody could find: kept, so the operator sees it."""
     text = _one_line(text, 1000)
-    found = _ENHANCED_FAILURE.search(text)
     category, reason = categorise("", text, assume_class="5")
     return RecipientReport(
-        address="", status=found.group(0) if found else "", action="failed",
+        address="", status=failure_status(text), action="failed",
         category=category, reason=reason,
     )  # fmt: skip
 

@@ -27,20 +27,16 @@ def store(
     envelope_from: str = "",
     recipients: Sequence[str] = (),
     external_id: str | None = None,
+    status: InboundStatus = InboundStatus.RECEIVED,
+    kind: str = "",
 ) -> int | None:
     """Store one message; its id, or None if ``(source, external_id)`` is stored already.
 
     Raises :class:`sqlalchemy.exc.IntegrityError` when a concurrent transaction stored the
     same ``(source, external_id)`` first.
     """
-    if external_id is not None:
-        known = session.scalar(
-            select(InboundMessage.id).where(
-                InboundMessage.source == source, InboundMessage.external_id == external_id
-            )
-        )
-        if known is not None:
-            return None
+    if external_id is not None and is_stored(session, source, external_id):
+        return None
     message = InboundMessage(
         source=source[:32],
         external_id=external_id[:255] if external_id is not None else None,
@@ -48,8 +44,10 @@ def store(
         recipients="\n".join(r[:320] for r in recipients),
         raw=raw,
         size=len(raw),
-        status=InboundStatus.RECEIVED,
+        status=status,
+        kind=kind,
         received_at=now,
+        processed_at=now if status == InboundStatus.PROCESSED else None,
     )
     session.add(message)
     # A concurrent delivery of the same event raises IntegrityError here, for the caller to
@@ -105,16 +103,11 @@ def spend_token(session: Session, provider: str, token: str, *, now: datetime) -
 
     The row is ``processed`` from the start: it is no message, and no sweep may take it up.
     """
-    stored = store(session, b"", source=provider + SPENT_SOURCE_SUFFIX, external_id=token, now=now)
-    if stored is None:
-        return False
-    session.execute(
-        update(InboundMessage)
-        .where(InboundMessage.id == stored)
-        .values(status=InboundStatus.PROCESSED, processed_at=now, kind="token")
-        .execution_options(synchronize_session=False)
-    )
-    return True
+    stored = store(
+        session, b"", source=provider + SPENT_SOURCE_SUFFIX, external_id=token, now=now,
+        status=InboundStatus.PROCESSED, kind="token",
+    )  # fmt: skip
+    return stored is not None
 
 
 def is_stored(session: Session, source: str, external_id: str) -> bool:

@@ -27,7 +27,7 @@ from newsletter.delivery.prepared import delivery_of_message_id
 from newsletter.delivery.verp import DIGEST, ReturnPath, Tag
 from newsletter.inbound import breaker, intake
 from newsletter.inbound.authresults import authenticated_from
-from newsletter.inbound.classify import Report, categorise, classify
+from newsletter.inbound.classify import Report, categorise, classify, failure_status
 from newsletter.inbound.policy import Signal, apply
 from newsletter.models import (
     Delivery,
@@ -43,7 +43,6 @@ from newsletter.subscriptions.tokens import UNSUBSCRIBE, InvalidToken, read_toke
 
 # Headers a mailbox provider keeps the envelope recipient in (IMAP intake has no envelope).
 _ENVELOPE_HEADERS = ("delivered-to", "x-original-to", "envelope-to", "x-envelope-to", "to")
-_ENHANCED = re.compile(r"\b[45]\.\d{1,3}\.\d{1,3}\b")
 # itsdangerous tokens: base64url payload "." signature.
 _TOKEN = re.compile(r"[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{20,}")
 
@@ -147,11 +146,11 @@ def record_refusals(
     The reader is known from the ledger, so the reply alone decides: a dead address blocks,
     a refusal of our mail is counted against our own reputation, never the reader's.
     """
-    edition = _from_edition(session, edition_id, 0)
+    list_id = _list_of(session, edition_id)
     for subscriber_id, reply in refused:
         signal = replace(
-            _refusal(reply), subscriber_id=subscriber_id, edition_id=edition.edition_id,
-            list_id=edition.list_id,
+            _refusal(reply), subscriber_id=subscriber_id,
+            edition_id=edition_id if list_id is not None else None, list_id=list_id,
         )  # fmt: skip
         apply(session, signal, source="smtp-reply", settings=settings, now=now)
 
@@ -159,10 +158,9 @@ def record_refusals(
 def _refusal(reply: str) -> Signal:
     """A server's refusal at send time, read as a bounce: the reply alone decides."""
     category, reason = categorise("", reply)
-    status = _ENHANCED.search(reply)
     return Signal(
         MailEventKind.BOUNCE, category=category, reason=reason, diagnostic=reply[:500],
-        status=status.group(0) if status else "",
+        status=failure_status(reply),
     )  # fmt: skip
 
 
@@ -274,8 +272,12 @@ def _envelope_headers(raw: bytes) -> list[str]:
     return found
 
 
+def _list_of(session: Session, edition_id: int) -> int | None:
+    return session.scalar(select(Edition.list_id).where(Edition.id == edition_id))
+
+
 def _from_edition(session: Session, edition_id: int, subscriber_id: int) -> Reader:
-    list_id = session.scalar(select(Edition.list_id).where(Edition.id == edition_id))
+    list_id = _list_of(session, edition_id)
     if list_id is None:  # the edition was deleted since: the reader is still known
         return Reader(subscriber_id=subscriber_id)
     return Reader(subscriber_id, edition_id, list_id)
