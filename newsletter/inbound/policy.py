@@ -140,10 +140,9 @@ def _act(
     if signal.kind == MailEventKind.COMPLAINT:
         unsubscribe_all(session, reader.id, client=Client(source="complaint"), now=now)
         why = "complained (marked a message as spam)"
-        if reader.status == SubscriberStatus.BLOCKED:
-            # Blocked already (it bounced, say): the complaint is still the reader's word.
-            _record(session, reader, ConsentAction.COMPLAINT, why, source, now)
-        _block(session, reader, why, source, now)
+        # The reader's word, logged even when they were blocked already (they bounced, say).
+        _record(session, reader, ConsentAction.COMPLAINT, why, source, now)
+        _mark_blocked(reader, why, now)
         return SUPPRESSED
     if signal.kind == MailEventKind.UNSUBSCRIBE:
         if signal.list_id is not None:
@@ -161,13 +160,18 @@ def _what(signal: Signal) -> str:
 
 
 def _block(session: Session, reader: Subscriber, why: str, source: str, now: datetime) -> None:
+    if _mark_blocked(reader, why, now):
+        _record(session, reader, ConsentAction.BLOCK, why, source, now)
+
+
+def _mark_blocked(reader: Subscriber, why: str, now: datetime) -> bool:
+    """Block the reader, keeping the first reason; False if they were blocked already."""
     if reader.status == SubscriberStatus.BLOCKED:
-        return
+        return False
     reader.status = SubscriberStatus.BLOCKED
     reader.blocked_at = now
     reader.blocked_reason = why[:500]
-    action = ConsentAction.COMPLAINT if why.startswith("complained") else ConsentAction.BLOCK
-    _record(session, reader, action, why, source, now)
+    return True
 
 
 def _record(
