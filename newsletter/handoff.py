@@ -133,16 +133,19 @@ def deliver(
 
 
 def record_refusals(
-    edition_id: int, refused: list[tuple[int, str]], settings: Settings, clock: Clock
+    edition_id: int | None, refused: list[tuple[int, str]], settings: Settings, clock: Clock
 ) -> None:
-    """Apply the bounce policy to readers the server refused during a batch."""
+    """Apply the bounce policy to readers the server refused at once, during a batch of an
+    edition or (``edition_id`` None) with their confirmation or welcome notice."""
     try:
         with session_scope(settings.database_url) as session:
             now = clock()
             process.record_refusals(session, edition_id, refused, settings=settings, now=now)
-            process.trip_breakers(session, [edition_id], settings=settings, now=now)
+            if edition_id is not None:
+                process.trip_breakers(session, [edition_id], settings=settings, now=now)
     except Exception:
-        # The ledger holds each refusal; the next edition's refusal brings the reader back.
+        # The refusal stays recorded where it was (the ledger, the caller's log); the next
+        # one brings the reader back.
         log.exception("edition %s: could not apply the bounce policy to %s refusals",
                       edition_id, len(refused))  # fmt: skip
 
@@ -333,24 +336,9 @@ def send_notice(
     except PermanentFailure as error:
         # As for a digest: only a refusal of the recipient or of the message is about them.
         if error.code is not None and error.stage in READER_STAGES:
-            _record_notice_refusal(subscriber_id, str(error), settings, clock)
+            record_refusals(None, [(subscriber_id, str(error))], settings, clock)
         raise
     return True
-
-
-def _record_notice_refusal(
-    subscriber_id: int, reply: str, settings: Settings, clock: Clock
-) -> None:
-    """Apply the bounce policy to a reader whose notice the server refused at once."""
-    try:
-        with session_scope(settings.database_url) as session:
-            process.record_notice_refusal(
-                session, subscriber_id, reply, settings=settings, now=clock()
-            )
-    except Exception:
-        # The refusal is still raised and logged by the caller; a later one brings it back.
-        log.exception("could not apply the bounce policy to subscriber %s's refused notice",
-                      subscriber_id)  # fmt: skip
 
 
 def reconcile(handoff: Handoff, settings: Settings, clock: Clock, stale_after: timedelta) -> int:

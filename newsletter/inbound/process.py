@@ -135,18 +135,19 @@ def record_provider_event(
 
 def record_refusals(
     session: Session,
-    edition_id: int,
+    edition_id: int | None,
     refused: Iterable[tuple[int, str]],
     *,
     settings: Settings,
     now: datetime,
 ) -> None:
-    """Readers the server refused at once (5xx to RCPT or DATA): bounces without the mail.
+    """Readers the server refused at once (5xx to RCPT or DATA): bounces without the mail,
+    of an edition or, with ``edition_id`` None, of a confirmation or welcome notice.
 
     The reader is known from the ledger, so the reply alone decides: a dead address blocks,
     a refusal of our mail is counted against our own reputation, never the reader's.
     """
-    list_id = _list_of(session, edition_id)
+    list_id = None if edition_id is None else _list_of(session, edition_id)
     for subscriber_id, reply in refused:
         signal = replace(
             _refusal(reply), subscriber_id=subscriber_id,
@@ -320,16 +321,3 @@ def reader_of_message_id(session: Session, settings: Settings, message_id: str) 
     if delivery is None or delivery.edition_id != named[0]:
         return Reader()
     return _from_edition(session, delivery.edition_id, delivery.subscriber_id)
-
-
-def record_notice_refusal(
-    session: Session, subscriber_id: int, reply: str, *, settings: Settings, now: datetime
-) -> None:
-    """A server refused a reader's confirmation or welcome at once: a bounce without the mail.
-
-    As for a digest refused at send time, the reply alone decides: a dead address blocks, a
-    full mailbox adds to the score, a refusal of our mail counts against our reputation.
-    A notice belongs to no edition.
-    """
-    signal = replace(_refusal(reply), subscriber_id=subscriber_id)
-    apply(session, signal, source="smtp-reply", settings=settings, now=now)
