@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import textwrap
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -21,6 +22,14 @@ from newsletter.resources import resource_path
 from newsletter.text import header_text, strip_unsafe
 
 _BLANK_RUNS = re.compile(r"\n{3,}")
+# Where mjml-python writes a character with Rust's debug escaping (U+FE0F as "\\u{fe0f}"): in
+# attribute values, and in <mj-title>, which it copies into an aria-label.
+_ATTRIBUTE_VALUE = re.compile(r'(=")([^"]*)(")')
+_TITLE = re.compile(r"(<mj-title>)(.*?)(</mj-title>)", re.DOTALL)
+# Combining marks, format characters (ZWJ, bidi controls, tags), private use, unassigned and
+# spaces other than U+0020: the characters Rust's escape_debug rewrites.
+_ESCAPED_CATEGORIES = frozenset({"Mn", "Mc", "Me", "Cc", "Cf", "Co", "Cn", "Zl", "Zp", "Zs"})
+_ESCAPED_EXTRA = frozenset("\uff9e\uff9f")  # halfwidth sound marks: grapheme extenders
 
 
 class RenderError(RuntimeError):
@@ -67,6 +76,35 @@ def _render(name: str, context: dict[str, Any], *, html: bool) -> str:
         raise RenderError(f"template {name}: {error}") from error
 
 
+@lru_cache(maxsize=4096)
+def _reference(char: str) -> str:
+    if char != " " and (
+        unicodedata.category(char) in _ESCAPED_CATEGORIES or char in _ESCAPED_EXTRA
+    ):
+        return f"&#x{ord(char):x};"
+    return char
+
+
+def _as_references(match: re.Match[str]) -> str:
+    value = match[2]
+    if not value.isascii():
+        value = "".join(map(_reference, value))
+    return match[1] + value + match[3]
+
+
+def mjml_safe(source: str) -> str:
+    """``source`` with the characters mjml-python would corrupt written as numeric references.
+
+    mjml-python (1.4.2) prints attribute values with Rust's debug escaping, so an emoji's
+    variation selector or joiner reaches the reader as the text ``\\u{fe0f}``; a numeric
+    reference passes through it untouched and means the same character to every client.
+    Text between tags is copied as it is, so only attribute values and the title change.
+    """
+    if source.isascii():
+        return source
+    return _TITLE.sub(_as_references, _ATTRIBUTE_VALUE.sub(_as_references, source))
+
+
 def compile_mjml(source: str) -> str:
     """MJML to HTML with no remote font imports, then CSS inlined.
 
@@ -76,7 +114,7 @@ def compile_mjml(source: str) -> str:
     try:
         # Stored content may predate the ingest checks: a control character or noncharacter
         # must not stop an edition.
-        compiled = mjml2html(strip_unsafe(source), fonts={}, disable_comments=False)
+        compiled = mjml2html(mjml_safe(strip_unsafe(source)), fonts={}, disable_comments=False)
     except Exception as error:  # mjml raises a bare ValueError/RuntimeError subclass
         raise RenderError(f"MJML did not compile: {error}") from error
     inliner = premailer.Premailer(
