@@ -10,7 +10,9 @@ from typing import Any
 from newsletter.rendering.placeholders import Markers, new_key
 from newsletter.rendering.render import RenderedEmail, render_email
 
-# Gmail clips HTML beyond ~102 KB and hides the footer, unsubscribe link included.
+# Gmail clips HTML beyond ~102 KB as sent (encoded) and hides the footer, unsubscribe link
+# included. The build's budget (html_budget_bytes) leaves room below it for each reader's
+# address and links.
 GMAIL_CLIP_BYTES = 102 * 1024
 
 
@@ -69,7 +71,8 @@ class DigestContext:
 def render_digest(
     context: DigestContext, stories: Sequence[Story], *, budget_bytes: int
 ) -> tuple[RenderedEmail, int]:
-    """Render with as many full stories as fit in ``budget_bytes`` of HTML.
+    """Render with as many full stories as fit in ``budget_bytes`` of HTML as sent
+    (quoted-printable, :attr:`RenderedEmail.sent_bytes`).
 
     Returns the email and how many stories are shown in full; the rest become a compact
     headline list. Binary search, since size grows with each story.
@@ -81,14 +84,14 @@ def render_digest(
         return render_email("digest", context.template_context(stories[:full], stories[full:]))
 
     best = attempt(len(stories))
-    if best.html_bytes <= budget_bytes:
+    if best.sent_bytes <= budget_bytes:
         return best, len(stories)
     low, high = 1, len(stories) - 1
     best, best_full = attempt(1), 1
     while low <= high:
         middle = (low + high) // 2
         candidate = attempt(middle)
-        if candidate.html_bytes <= budget_bytes:
+        if candidate.sent_bytes <= budget_bytes:
             best, best_full, low = candidate, middle, middle + 1
         else:
             high = middle - 1

@@ -11,7 +11,8 @@ import re
 import textwrap
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
+from email import quoprimime
+from functools import cached_property, lru_cache
 from typing import Any
 
 import jinja2
@@ -30,6 +31,10 @@ _TITLE = re.compile(r"(<mj-title>)(.*?)(</mj-title>)", re.DOTALL)
 # spaces other than U+0020: the characters Rust's escape_debug rewrites.
 _ESCAPED_CATEGORIES = frozenset({"Mn", "Mc", "Me", "Cc", "Cf", "Co", "Cn", "Zl", "Zp", "Zs"})
 _ESCAPED_EXTRA = frozenset("\uff9e\uff9f")  # halfwidth sound marks: grapheme extenders
+# mjml-python reads a unitless "0" in a padding shorthand as nothing, so "0 24px" gave a
+# 600 px image in a 552 px column; "0px" it reads.
+_PADDING = re.compile(r'(\spadding(?:-[a-z]+)?=")([^"]*)(")')
+_BARE_ZERO = re.compile(r"(?<![\w.])0(?![\w.%])")
 
 
 class RenderError(RuntimeError):
@@ -48,6 +53,25 @@ class RenderedEmail:
     @property
     def html_bytes(self) -> int:
         return len(self.html.encode("utf-8"))
+
+    @cached_property
+    def sent_bytes(self) -> int:
+        """The HTML part's size as it goes out: what Gmail's clipping limit counts."""
+        return sent_size(self.html)
+
+
+# The transfer encoding and line length of the HTML part as sent (delivery/mime_template.py).
+_QP_COLUMNS = 74
+
+
+def sent_size(html: str) -> int:
+    """Bytes of ``html`` quoted-printable encoded, as in the message sent.
+
+    Up to three times the UTF-8 size for Arabic or Cyrillic text: a budget of decoded bytes
+    let a 98 KB edition go out at 106 KB and be clipped.
+    """
+    latin = html.encode("utf-8").decode("latin-1")
+    return len(quoprimime.body_encode(latin, _QP_COLUMNS, "\r\n"))
 
 
 def _wrap(value: str, width: int = 72) -> str:
@@ -92,6 +116,10 @@ def _as_references(match: re.Match[str]) -> str:
     return match[1] + value + match[3]
 
 
+def _zero_with_unit(match: re.Match[str]) -> str:
+    return match[1] + _BARE_ZERO.sub("0px", match[2]) + match[3]
+
+
 def mjml_safe(source: str) -> str:
     """``source`` with the characters mjml-python would corrupt written as numeric references.
 
@@ -99,7 +127,9 @@ def mjml_safe(source: str) -> str:
     variation selector or joiner reaches the reader as the text ``\\u{fe0f}``; a numeric
     reference passes through it untouched and means the same character to every client.
     Text between tags is copied as it is, so only attribute values and the title change.
+    Padding shorthands get units on their zeros, which mjml-python otherwise drops.
     """
+    source = _PADDING.sub(_zero_with_unit, source)
     if source.isascii():
         return source
     return _TITLE.sub(_as_references, _ATTRIBUTE_VALUE.sub(_as_references, source))
@@ -109,7 +139,9 @@ def compile_mjml(source: str) -> str:
     """MJML to HTML with no remote font imports, then CSS inlined.
 
     premailer keeps the <style> blocks and ``!important``: MJML's responsive columns live in
-    media queries that only work from a <style> block and must win over inline widths.
+    media queries that only work from a <style> block and must win over inline widths. It
+    leaves the ``width`` and ``height`` attributes MJML wrote: Outlook sizes an image by its
+    pixel ``width`` attribute, which premailer would replace with the style's "100%".
     """
     try:
         # Stored content may predate the ingest checks: a control character or noncharacter
@@ -123,6 +155,7 @@ def compile_mjml(source: str) -> str:
         strip_important=False,
         remove_classes=False,
         disable_validation=True,
+        disable_basic_attributes=["width", "height"],
         allow_network=False,
         cssutils_logging_level=logging.CRITICAL,
     )

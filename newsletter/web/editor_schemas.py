@@ -33,6 +33,7 @@ from newsletter.models import (
     SubscriptionStatus,
 )
 from newsletter.posts.schema import PostIn
+from newsletter.rendering.render import sent_size
 
 # Primary keys are 32-bit integers: a larger number can only be a mistake, and an
 # unbounded one would overflow the database driver (a 500) instead of a clean 404.
@@ -225,7 +226,9 @@ class EditionDetail(EditionSummary):
     subject_override: str
     preheader_override: str
     posts: list[EditionPost]
-    html_bytes: int = Field(description="Size of the stored HTML (Gmail clips past ~102 KB).")
+    html_bytes: int = Field(
+        description="Size of the HTML part as sent, quoted-printable (Gmail clips past ~102 KB)."
+    )
     render_ms: int
     archive_url: str = Field(description="Its public page once sent: the email's browser link.")
     progress: Progress
@@ -261,7 +264,7 @@ class EditionDetail(EditionSummary):
             preheader=edition.preheader, intro=edition.intro,
             subject_override=edition.subject_override,
             preheader_override=edition.preheader_override, posts=posts,
-            html_bytes=len(edition.html.encode()), render_ms=edition.render_ms,
+            html_bytes=sent_size(edition.html), render_ms=edition.render_ms,
             archive_url=archive_url(edition, settings), progress=state,
             pause_reason=edition.pause_reason, outcomes=outcomes,
         )  # fmt: skip

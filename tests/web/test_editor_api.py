@@ -27,6 +27,7 @@ from newsletter.models import (
     SubscriptionStatus,
 )
 from newsletter.posts.ingest import upsert_posts
+from newsletter.rendering.render import sent_size
 from newsletter.subscriptions.service import Signup, import_subscribers
 from tests.factories import edition_with_readers, post
 from tests.moments import AROUND_THE_CLOCK, SEND_AT, inside_todays_window
@@ -317,7 +318,7 @@ def test_an_edition_shows_its_posts_words_and_progress(
     ]
     assert [p["position"] for p in body["posts"]] == [1, 2, 3]
     assert not any(p["pinned"] for p in body["posts"])
-    assert body["html_bytes"] == len(edition.html.encode())
+    assert body["html_bytes"] == sent_size(edition.html)
     assert body["archive_url"] == f"{settings.base_url}/archive/daily/2025-05-16"
     assert body["progress"]["total"] == 0
 

@@ -34,6 +34,7 @@ from newsletter.models import (
 )
 from newsletter.rendering.digest import GMAIL_CLIP_BYTES
 from newsletter.rendering.placeholders import Markers
+from newsletter.rendering.render import sent_size
 from newsletter.web.admin.common import admin_page, back
 from newsletter.web.admin.display import local_time, not_found
 from newsletter.web.context import hand_over_send, now, web
@@ -118,7 +119,7 @@ def _edition_page(
             "at": _schedule_value(edition, moment),
             **(typed or {}),
         }
-        html_bytes = len(edition.html.encode("utf-8"))
+        html_bytes = sent_size(edition.html)
         shows_progress = edition.status in LIVE or edition.send_started_at is not None
         return admin_page(
             request, "edition.html", status_code=status_code, error=error, edition=edition,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
+from email import message_from_bytes, policy
 
 import pytest
 
+from newsletter.delivery.mime import build_message
 from newsletter.editions.build import story_of
 from newsletter.models import Post
 from newsletter.posts.schema import PostIn
@@ -121,7 +123,7 @@ def test_ten_realistic_stories_fit_in_full_under_the_clip_size(
     ten: tuple[RenderedEmail, int],
 ) -> None:
     rendered, full = ten
-    assert rendered.html_bytes < GMAIL_CLIP_BYTES
+    assert rendered.sent_bytes < GMAIL_CLIP_BYTES
     assert full == 10
 
 
@@ -129,8 +131,8 @@ def test_twenty_five_realistic_stories_stay_under_the_clip_size(
     twenty_five: tuple[RenderedEmail, int],
 ) -> None:
     rendered, _ = twenty_five
-    assert rendered.html_bytes < GMAIL_CLIP_BYTES
-    assert rendered.html_bytes <= BUDGET
+    assert rendered.sent_bytes < GMAIL_CLIP_BYTES
+    assert rendered.sent_bytes <= BUDGET
 
 
 def test_every_one_of_twenty_five_stories_is_linked(
@@ -144,9 +146,47 @@ def test_html_bytes_counts_utf8_bytes_not_characters(email: RenderedEmail) -> No
     assert email.html_bytes == len(email.html.encode("utf-8"))
 
 
+def test_the_budget_counts_the_html_as_sent_not_decoded() -> None:
+    arabic = "أعلنت الحكومة اليوم عن خطة جديدة لتحسين النقل العام في المدن الكبرى 🚆❤️. "
+    stories = [
+        Story(
+            title=f"خبر رقم {n}: {arabic[:40]}",
+            url=f"https://www.example.com/ar/{n}",
+            dek=arabic * 2,
+            summary=arabic * 12,
+            category="أخبار",
+            image_url=None,
+            image_alt="",
+        )
+        for n in range(25)
+    ]
+
+    rendered, full = render_digest(CONTEXT, stories, budget_bytes=BUDGET)
+
+    assert full < 25
+    assert rendered.sent_bytes <= BUDGET
+    assert rendered.html_bytes < rendered.sent_bytes
+    part = message_from_bytes(
+        build_message(
+            from_name="Shortlysts",
+            from_address="news@example.com",
+            to="reader@example.com",
+            subject=rendered.subject,
+            date=datetime(2025, 5, 16, 8, tzinfo=UTC),
+            message_id="<1@example.com>",
+            text=rendered.text,
+            html=rendered.html,
+        ),
+        policy=policy.default,
+    ).get_body(("html",))
+    assert part is not None
+    sent = part.as_bytes().split(b"\n\n", 1)[1]
+    assert len(sent) < GMAIL_CLIP_BYTES
+
+
 def test_very_large_edition_stays_under_the_budget(huge: tuple[RenderedEmail, int]) -> None:
     rendered, _ = huge
-    assert rendered.html_bytes <= BUDGET
+    assert rendered.sent_bytes <= BUDGET
 
 
 def test_very_large_edition_collapses_later_stories_into_more_headlines(
