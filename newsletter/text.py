@@ -16,6 +16,7 @@ names) and again where it becomes a header, so no caller has to remember them:
 from __future__ import annotations
 
 import re
+import unicodedata
 from email.headerregistry import HeaderRegistry
 
 # C0 (but tab and newline), DEL and C1; noncharacters; lone surrogates.
@@ -88,3 +89,31 @@ def check_header_block(block: str, expected: list[str]) -> None:
         raise HeaderInjection(
             f"the headers {names} do not match the ones set {expected}: a value held a line break"
         )
+
+
+# Languages written right to left (ISO 639 codes, as in a list's language setting).
+_RTL_LANGUAGES = frozenset(
+    {"ar", "arc", "ckb", "dv", "fa", "he", "iw", "ku-arab", "ps", "sd", "syr", "ug", "ur", "yi"}
+)
+
+
+def language_direction(language: str) -> str:
+    """``"rtl"`` for a language written right to left (``ar``, ``he-IL``, ``fa``), else
+    ``"ltr"``."""
+    code = language.strip().lower().replace("_", "-")
+    if code in _RTL_LANGUAGES or code.split("-", 1)[0] in _RTL_LANGUAGES:
+        return "rtl"
+    return "ltr"
+
+
+def text_direction(text: str, default: str = "ltr") -> str:
+    """The direction of ``text`` by its first strongly directional character, as the Unicode
+    bidirectional algorithm (and ``dir="auto"``) decides a paragraph's: ``"rtl"`` for Arabic
+    or Hebrew, ``"ltr"`` for Latin; ``default`` when it has none (digits, emoji)."""
+    for char in text:
+        kind = unicodedata.bidirectional(char)
+        if kind == "L":
+            return "ltr"
+        if kind in ("R", "AL"):
+            return "rtl"
+    return default

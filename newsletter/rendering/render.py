@@ -20,7 +20,7 @@ import premailer
 from mjml import mjml2html
 
 from newsletter.resources import resource_path
-from newsletter.text import header_text, strip_unsafe
+from newsletter.text import header_text, language_direction, strip_unsafe, text_direction
 
 _BLANK_RUNS = re.compile(r"\n{3,}")
 # Where mjml-python writes a character with Rust's debug escaping (U+FE0F as "\\u{fe0f}"): in
@@ -90,6 +90,8 @@ def environment(*, html: bool) -> jinja2.Environment:
         keep_trailing_newline=False,
     )
     env.filters["wrap"] = _wrap
+    env.filters["language_direction"] = language_direction
+    env.filters["text_direction"] = text_direction
     return env
 
 

@@ -212,7 +212,7 @@ def test_very_large_edition_shows_the_first_stories_in_full(
 def test_very_large_edition_keeps_the_footer(huge: tuple[RenderedEmail, int]) -> None:
     rendered, _ = huge
     assert CONTEXT.markers.unsubscribe_url in rendered.html
-    assert CONTEXT.postal_address in rendered.html
+    assert CONTEXT.postal_address in _TAG.sub("", rendered.html)
 
 
 def test_very_large_edition_lists_every_story_in_the_text_part(
@@ -318,7 +318,8 @@ def test_html_escapes_markup_in_a_story_title() -> None:
 
 
 def test_text_part_has_every_title(email: RenderedEmail, twenty_five_stories: list[Story]) -> None:
-    missing = [s.title for s in twenty_five_stories if s.title.upper() not in email.text.upper()]
+    text = " ".join(email.text.upper().split())  # titles may wrap over lines
+    missing = [s.title for s in twenty_five_stories if s.title.upper() not in text]
     assert missing == []
 
 
