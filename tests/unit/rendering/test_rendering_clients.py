@@ -124,6 +124,7 @@ def test_an_arabic_story_in_an_english_list_runs_right_to_left() -> None:
     )
     assert block is not None
     assert '<div dir="ltr">' in page.html  # the English story keeps its own direction
+    assert visible(page.html).count("Read the full story →") == 2
 
 
 def test_an_arabic_list_is_right_to_left_throughout() -> None:
