@@ -12,7 +12,6 @@ pinned by .ci/package-lock.json). Without node or the package the checks skip, u
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
@@ -20,9 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from newsletter.rendering import render
+from tests.required_tools import require_tool
 
 NODE_MODULES = Path(__file__).resolve().parent.parent / ".ci" / "node_modules"
 VALIDATOR = Path(__file__).with_suffix(".js")
@@ -40,12 +38,7 @@ def missing() -> str | None:
 
 def require_reference_compiler() -> None:
     """Skip the calling test without the compiler; fail instead under .ci/run."""
-    reason = missing()
-    if reason is None:
-        return
-    if os.environ.get("NEWSLETTER_REQUIRE_MJML"):  # set by .ci/run
-        pytest.fail(reason)
-    pytest.skip(reason)
+    require_tool(missing(), variable="NEWSLETTER_REQUIRE_MJML")
 
 
 def strict_errors(sources: Sequence[str], *, timeout: float = 120) -> list[list[str]]:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from tests.required_tools import require_tool
 
 INSTALL = "apt-get install spamassassin"
 COMMAND = [
@@ -59,12 +59,7 @@ def missing() -> str | None:
 
 def require_spamassassin() -> None:
     """Skip the calling test without SpamAssassin; fail instead under .ci/run."""
-    reason = missing()
-    if reason is None:
-        return
-    if os.environ.get("NEWSLETTER_REQUIRE_SPAMASSASSIN"):  # set by .ci/run
-        pytest.fail(reason)
-    pytest.skip(reason)
+    require_tool(missing(), variable="NEWSLETTER_REQUIRE_SPAMASSASSIN")
 
 
 def parse_report(lines: list[str]) -> SpamReport:
