@@ -8,6 +8,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 
+from newsletter.delivery.headers import HEADERS
 from newsletter.text import check_header_block, header_text
 
 
@@ -17,11 +18,6 @@ class DotSafe(bytes):
     Prepared digests are made so (a leading dot is quoted-printable "=2E"), which spares the
     transport a scan of every 70 KB message.
     """
-
-
-# Bodies are encoded at 76 columns (quoted-printable); headers are generated unfolded, up to
-# 998 octets, so a long List-Unsubscribe is never turned into an encoded-word.
-_UNFOLDED = SMTP.clone(max_line_length=998)
 
 
 def build_message(
@@ -51,7 +47,7 @@ def build_message(
         message[name] = header_line(value)
     message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
-    data = message.as_bytes(policy=_UNFOLDED)
+    data = message.as_bytes(policy=HEADERS)
     head = data.split(b"\r\n\r\n", 1)[0].decode("ascii", "replace")
     check_header_block(head, [*_SET_FIRST, *(headers or {}), *_SET_LAST])
     return data

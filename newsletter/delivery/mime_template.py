@@ -17,6 +17,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 
+from newsletter.delivery.headers import HEADERS
 from newsletter.delivery.mime import DotSafe, header_line
 from newsletter.rendering.placeholders import Markers
 from newsletter.text import check_header_block, header_text
@@ -26,8 +27,6 @@ SOFT_BREAK = "=" + CRLF
 QP_LINE = 76
 # Encoded two columns short, so a leading "." can become "=2E" within 76 columns.
 _QP_ENCODE_AT = QP_LINE - 2
-# Header values generated unfolded (<= 998 octets), so slot markers stay whole.
-_UNFOLDED = SMTP.clone(max_line_length=998)
 # Characters quoted-printable leaves as they are (no "=", no white space, printable ASCII).
 _QP_LITERAL = re.compile(r"[!-<>-~]*\Z")
 
@@ -126,7 +125,8 @@ def _headers(
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message["MIME-Version"] = "1.0"
     message["Content-Type"] = f'multipart/alternative; boundary="{boundary}"'
-    head = message.as_string(policy=_UNFOLDED).split(CRLF + CRLF, 1)[0] + CRLF
+    # Slot markers are ASCII words without spaces: folding never cuts or encodes one.
+    head = message.as_string(policy=HEADERS).split(CRLF + CRLF, 1)[0] + CRLF
     check_header_block(head, [
         "From", "To", "Subject", "Date", "Message-ID", *extra, "List-Unsubscribe",
         "List-Unsubscribe-Post", "MIME-Version", "Content-Type",

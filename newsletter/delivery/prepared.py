@@ -18,6 +18,7 @@ from email.utils import format_datetime
 from functools import cached_property
 
 from newsletter.config import Settings
+from newsletter.delivery.headers import folded_value
 from newsletter.delivery.mime import build_message
 from newsletter.delivery.mime_template import (
     HEADER_LIST_UNSUBSCRIBE,
@@ -165,7 +166,9 @@ class PreparedEdition:
         values = {
             HEADER_TO: recipient.email,
             HEADER_MESSAGE_ID: message_id,
-            HEADER_LIST_UNSUBSCRIBE: self._list_unsubscribe(unsubscribe_url),
+            HEADER_LIST_UNSUBSCRIBE: folded_value(
+                "List-Unsubscribe", self._list_unsubscribe(unsubscribe_url)
+            ),
             body_slot("text", "unsubscribe_url"): qp_value(unsubscribe_url),
             body_slot("text", "preferences_url"): qp_value(preferences_url),
             body_slot("text", "email"): qp_value(recipient.email),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.header import decode_header, make_header
 
 import pytest
 from sqlalchemy import select
@@ -22,6 +24,7 @@ from newsletter.delivery.transports import MemoryTransport
 from newsletter.editions.errors import TransitionError
 from newsletter.editions.lifecycle import start_sending
 from newsletter.editions.sending import run_batch
+from newsletter.editions.service import Touches, edit
 from newsletter.models import (
     Delivery,
     DeliveryStatus,
@@ -32,6 +35,7 @@ from newsletter.models import (
 )
 from tests.factories import edition_with_readers
 from tests.moments import TEST_NOW
+from tests.unit.delivery.test_headers import TEXTS, assert_well_folded, raw_value
 
 READERS = ["ann@example.com", "bob@example.com", "cat@example.com", "dan@example.com"]
 
@@ -114,6 +118,42 @@ def test_every_reader_gets_one_message_and_edition_is_sent(
     assert sorted(rcpt for _, rcpt, _ in transport.sent) == READERS
     state = progress(session, edition_id, now=TEST_NOW)
     assert (state.status, state.sent, state.remaining) == (EditionStatus.SENT, len(READERS), 0)
+
+
+@pytest.fixture
+def sent_in_another_script(
+    session: Session, daily_list: NewsletterList, now: datetime, settings: Settings
+) -> bytes:
+    """A reader's digest of a list named in Japanese, from an Arabic name, with an emoji
+    subject, as the transport got it."""
+    daily_list.name, daily_list.from_name = TEXTS["cjk"][:40], TEXTS["arabic"][:60]
+    edition = edition_with_readers(session, daily_list, READERS, now=now, settings=settings)
+    edit(session, edition, Touches(subject=TEXTS["emoji"]), settings)
+    start_sending(session, edition.id, now=now)
+    session.commit()
+    transport = MemoryTransport()
+    send_all(session, edition.id, transport, settings)
+    return transport.sent[0][2]
+
+
+def test_a_digest_in_another_script_reaches_readers_with_its_subject_whole(
+    sent_in_another_script: bytes,
+) -> None:
+    message = message_from_bytes(sent_in_another_script, policy=policy.default)
+    assert message["Subject"] == TEXTS["emoji"]
+
+
+def test_a_digest_in_another_script_reaches_readers_with_its_sender_whole(
+    sent_in_another_script: bytes,
+) -> None:
+    sender = str(make_header(decode_header(raw_value(sent_in_another_script, "From"))))
+    assert sender == f"{TEXTS['arabic'][:60].strip()} <digest@shortlysts.example.com>"
+
+
+def test_a_digest_in_another_script_has_short_encoded_words_on_folded_lines(
+    sent_in_another_script: bytes,
+) -> None:
+    assert_well_folded(sent_in_another_script)
 
 
 def test_running_a_batch_twice_sends_nothing_twice(

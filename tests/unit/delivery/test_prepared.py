@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from email import message_from_bytes, policy
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 
 import pytest
@@ -13,6 +15,8 @@ from newsletter.delivery.prepared import PreparedEdition, Recipient
 from newsletter.rendering.digest import DigestContext, Story, render_digest
 from newsletter.rendering.placeholders import Markers
 from newsletter.subscriptions.tokens import UNSUBSCRIBE, read_token
+from newsletter.text import header_text
+from tests.unit.delivery.test_headers import TEXTS, assert_well_folded, raw_value
 
 SECRET = "test-secret"
 
@@ -81,6 +85,40 @@ def test_every_line_ends_in_crlf_and_fits_the_limits(edition: PreparedEdition) -
     assert all(len(line) <= 998 for line in head.split(b"\r\n"))
     assert all(len(line) <= 76 for line in body.split(b"\r\n")), "quoted-printable lines"
     assert all(byte < 128 for byte in data), "7-bit clean"
+
+
+@pytest.mark.parametrize("text", TEXTS.values(), ids=TEXTS.keys())
+def test_a_subject_and_sender_in_any_script_read_back_whole(
+    edition: PreparedEdition, text: str
+) -> None:
+    data = replace(edition, subject=text, from_name=text).personalise(READERS[0]).data
+
+    assert parse(data)["Subject"] == header_text(text, 900)
+    assert str(make_header(decode_header(raw_value(data, "From")))) == (
+        f"{header_text(text)} <digest@shortlysts.example.com>"
+    )
+
+
+@pytest.mark.parametrize("text", TEXTS.values(), ids=TEXTS.keys())
+def test_headers_in_any_script_are_folded_into_short_encoded_words(
+    edition: PreparedEdition, text: str
+) -> None:
+    prepared = replace(edition, subject=text, from_name=text, list_name=text)
+
+    assert_well_folded(prepared.personalise(READERS[2]).data)
+
+
+@pytest.mark.parametrize("text", TEXTS.values(), ids=TEXTS.keys())
+def test_fast_headers_are_the_standard_paths_byte_for_byte(
+    edition: PreparedEdition, text: str
+) -> None:
+    prepared = replace(edition, subject=text, from_name=text, list_name=text)
+
+    def head(data: bytes) -> list[bytes]:
+        return data.split(b"\r\n\r\n", 1)[0].split(b"boundary=")[0].split(b"\r\n")
+
+    fast = head(prepared.personalise(READERS[2]).data)
+    assert fast == head(prepared.personalise_slowly(READERS[2]).data)
 
 
 def test_unsubscribe_link_is_the_readers_own(edition: PreparedEdition) -> None:
