@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from newsletter.posts.sanitise import clean_html, clean_text, html_to_paragraphs
 from newsletter.text import strip_unsafe
 
 SUMMARY_CHARS = 320
 GUID_MAX = 500
+URL_MAX = 2000
+
+log = logging.getLogger(__name__)
 
 
 def _http_url(value: str) -> str:
@@ -26,6 +31,18 @@ def _http_url(value: str) -> str:
     return value
 
 
+def _image_url(value: str) -> str:
+    """An image's http(s) URL with its spaces percent-encoded, as browsers request it (CMS
+    uploads keep the file's name: "Putin at the table.jpg"); ValueError if it is no URL."""
+    value = value.strip()
+    if " " in urlsplit(value).netloc:
+        raise ValueError(f"must be an http(s) URL, got {value[:80]!r}")
+    url = _http_url(value.replace(" ", "%20"))
+    if len(url) > URL_MAX:
+        raise ValueError(f"must be at most {URL_MAX} characters")
+    return url
+
+
 class PostIn(BaseModel):
     """A post as a feed, the CMS or a file hands it over, cleaned on validation."""
 
@@ -36,7 +53,8 @@ class PostIn(BaseModel):
     body_html: str = Field(default="", max_length=500_000)
     category: str = Field(default="", max_length=100)
     author: str = Field(default="", max_length=200)
-    image_url: str | None = Field(default=None, max_length=2000)
+    # Not a reason to refuse the post: an unusable image URL drops only the image.
+    image_url: str | None = None
     image_alt: str = Field(default="", max_length=500)
     published_at: datetime
 
@@ -45,10 +63,22 @@ class PostIn(BaseModel):
     def _url(cls, value: str) -> str:
         return _http_url(value)
 
-    @field_validator("image_url")
+    @field_validator("image_url", mode="before")
     @classmethod
-    def _image_url(cls, value: str | None) -> str | None:
-        return _http_url(value) if value else None
+    def _image(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, str):
+            return value  # None, or a wrong type refused as such
+        if not value.strip():
+            return None
+        try:
+            return _image_url(value)
+        except ValueError as error:
+            post = info.data.get("guid") or info.data.get("url") or info.data.get("title", "")
+            warning = f"image dropped, its URL {error}"
+            log.warning("post %r: %s", str(post)[:200], warning)
+            if isinstance(info.context, dict) and isinstance(info.context.get("warnings"), list):
+                info.context["warnings"].append(warning)
+            return None
 
     @field_validator("title")
     @classmethod

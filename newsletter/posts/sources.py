@@ -42,12 +42,14 @@ def _describe(error: ValidationError) -> str:
 
 
 def _validate(parsed: Parsed, label: str, data: dict[str, Any], *, dated: bool = True) -> None:
+    notes: list[str] = []  # what validation dropped from a post it kept (an unusable image)
     try:
-        post = PostIn.model_validate(data)
+        post = PostIn.model_validate(data, context={"warnings": notes})
     except ValidationError as error:
         parsed.errors.append(f"{label}: {_describe(error)}")
         return
     parsed.posts.append(post)
+    parsed.warnings.extend(f"{label}: {note}" for note in notes)
     if not dated:
         parsed.undated.add(post.guid)
 

@@ -186,6 +186,34 @@ def test_hostile_html_in_a_pushed_post_is_stripped(api: TestClient, session: Ses
         assert marker not in row.body_html
 
 
+def test_a_pushed_image_url_with_spaces_is_stored_percent_encoded(
+    api: TestClient, session: Session
+) -> None:
+    image = "https://www.shortlysts.com/images/Rates hold again.jpg"
+
+    response = api.post("/api/v1/posts", json=pushed(image_url=image))
+
+    assert response.status_code == 201
+    assert response.json()["image_url"] == (
+        "https://www.shortlysts.com/images/Rates%20hold%20again.jpg"
+    )
+
+
+def test_a_pushed_post_with_an_unusable_image_url_is_stored_without_it(
+    api: TestClient, session: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = api.post("/api/v1/posts", json=pushed(image_url="javascript:alert(1)"))
+
+    assert response.status_code == 201
+    assert (response.json()["title"], response.json()["image_url"]) == (
+        "The central bank holds rates", None,
+    )  # fmt: skip
+    assert post_count(session) == 1
+    assert (
+        "post 'cms-1001': image dropped, its URL must be an http(s) URL, got 'javascript:alert(1)'"
+    ) in caplog.text
+
+
 def test_a_post_with_an_unknown_field_is_refused(api: TestClient, session: Session) -> None:
     response = api.post("/api/v1/posts", json=pushed(is_featured=True))
 

@@ -4,7 +4,9 @@ relative links in a feed are resolved against its URL."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -90,3 +92,39 @@ def test_relative_links_are_resolved_against_the_feeds_url(
     assert rooted.image_url == f"{site}/feeds/images/rooted.jpg"
     assert f'href="{site}/posts/other"' in rooted.body_html
     assert relative.url == f"{site}/feeds/posts/relative"
+
+
+def json_file(tmp_path: Path, image_url: str) -> str:
+    path = tmp_path / "posts.json"
+    path.write_text(json.dumps([{
+        "guid": "cms-1", "url": "https://www.shortlysts.com/posts/one", "title": "One",
+        "body_html": "<p>Body.</p>", "image_url": image_url,
+        "published_at": "2025-05-15T10:00:00Z",
+    }]))  # fmt: skip
+    return str(path)
+
+
+def test_an_imported_image_url_with_spaces_is_stored_percent_encoded(
+    session: Session, tmp_path: Path
+) -> None:
+    source = json_file(tmp_path, "https://www.shortlysts.com/images/Putin at the table.jpg")
+
+    code, output = run("posts", "import", source)
+
+    assert (code, output) == (0, "Imported 1 posts: 1 new, 0 updated, 0 unchanged")
+    stored = session.scalars(select(Post)).one()
+    assert stored.image_url == "https://www.shortlysts.com/images/Putin%20at%20the%20table.jpg"
+
+
+def test_an_imported_post_with_an_unusable_image_url_is_stored_without_it(
+    session: Session, tmp_path: Path
+) -> None:
+    code, output = run("posts", "import", json_file(tmp_path, "javascript:alert(1)"))
+
+    assert code == 0
+    assert output == (
+        "warning: post 1 (One): image dropped, its URL must be an http(s) URL, got "
+        "'javascript:alert(1)' Imported 1 posts: 1 new, 0 updated, 0 unchanged"
+    )
+    stored = session.scalars(select(Post)).one()
+    assert (stored.title, stored.image_url) == ("One", None)

@@ -112,9 +112,38 @@ def test_title_that_is_only_markup_is_refused() -> None:
         hostile_post(title="<script>alert(1)</script>")
 
 
-def test_javascript_image_url_is_refused() -> None:
-    with pytest.raises(ValueError, match=r"http\(s\) URL"):
-        hostile_post(image_url="javascript:alert(1)")
+def test_javascript_image_url_drops_the_image_and_keeps_the_post() -> None:
+    post = hostile_post(image_url="javascript:alert(1)")
+
+    assert post.image_url is None
+    assert post.url == "https://www.shortlysts.com/posts/hostile"
+
+
+@pytest.mark.parametrize(
+    "image_url",
+    [
+        "https://www.shortlysts.com/images/a\r\nX-Injected: 1.jpg",
+        "https://www.shortlysts.com/images/a\x00.jpg",
+        "https://www.shortlysts .com/images/a.jpg",
+        "https://www.shortlysts.com/images/" + "a" * 2000 + ".jpg",
+        "data:image/png;base64,iVBORw0KGgo=",
+    ],
+    ids=["line-break", "nul", "space-in-host", "too-long", "data"],
+)
+def test_an_unusable_image_url_drops_only_the_image(
+    image_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    post = hostile_post(image_url=image_url)
+
+    assert post.image_url is None
+    assert post.title == "Breaking news"
+    assert "post 'hostile': image dropped, its URL must" in caplog.text
+
+
+def test_spaces_in_an_image_url_are_percent_encoded_wherever_they_are() -> None:
+    post = hostile_post(image_url=" https://www.shortlysts.com/a b/c d.jpg?size=a b#x y ")
+
+    assert post.image_url == "https://www.shortlysts.com/a%20b/c%20d.jpg?size=a%20b#x%20y"
 
 
 def test_url_with_a_line_break_is_refused() -> None:

@@ -248,6 +248,31 @@ def test_guid_of_a_long_url_without_guid_fits_the_guid_column(now: datetime) -> 
     assert len(post.guid) <= Post.__table__.c.guid.type.length
 
 
+def image_item(guid: str, image_url: str) -> str:
+    return item(guid).replace(
+        "</item>", f'<enclosure url="{image_url}" type="image/jpeg" length="1"/></item>'
+    )
+
+
+def test_item_with_spaces_in_its_image_url_keeps_the_image_percent_encoded(now: datetime) -> None:
+    content = feed(image_item("spaced", "https://www.shortlysts.com/images/Putin at the table.jpg"))
+
+    [post] = parse_feed(content, now=now).posts
+
+    assert post.image_url == "https://www.shortlysts.com/images/Putin%20at%20the%20table.jpg"
+
+
+def test_item_with_an_unusable_image_url_is_kept_without_the_image(now: datetime) -> None:
+    parsed = parse_feed(feed(image_item("bad-image", "javascript:alert(1)"), item("good")), now=now)
+
+    assert [(p.guid, p.image_url) for p in parsed.posts] == [("bad-image", None), ("good", None)]
+    assert parsed.errors == []
+    assert [w for w in parsed.warnings if "image" in w] == [
+        "item 1 (A good story): image dropped, its URL must be an http(s) URL, "
+        "got 'javascript:alert(1)'"
+    ]
+
+
 # --- JSON -----------------------------------------------------------------------------------
 
 
@@ -311,6 +336,25 @@ def test_json_invalid_post_is_reported_by_number_and_title() -> None:
     [error] = parsed.errors
     assert error.startswith("post 1 (JSON story 1)")
     assert "url" in error
+
+
+def test_json_post_with_spaces_in_its_image_url_keeps_the_image_percent_encoded() -> None:
+    image = "https://www.shortlysts.com/images/rates hold.jpg"
+
+    [post] = parse_json(json.dumps([json_post(1, image_url=image)]).encode()).posts
+
+    assert post.image_url == "https://www.shortlysts.com/images/rates%20hold.jpg"
+
+
+def test_json_post_with_an_unusable_image_url_is_kept_without_the_image() -> None:
+    image = "https://www.shortlysts .com/images/rates.jpg"
+
+    parsed = parse_json(json.dumps([json_post(1, image_url=image)]).encode())
+
+    assert [(p.guid, p.image_url) for p in parsed.posts] == [("json-1", None)]
+    assert parsed.warnings == [
+        f"post 1 (JSON story 1): image dropped, its URL must be an http(s) URL, got {image!r}"
+    ]
 
 
 ATOM = b"""<?xml version="1.0" encoding="utf-8"?>
