@@ -22,6 +22,7 @@ from newsletter.models import (
     NewsletterList,
     Post,
 )
+from newsletter.posts.sections import sections_of
 from newsletter.rendering.digest import DigestContext, Story, render_digest
 from newsletter.rendering.placeholders import Markers, new_key
 
@@ -124,6 +125,7 @@ def story_of(post: Post) -> Story:
         category=post.category,
         image_url=post.image_url,
         image_alt=post.image_alt or post.title,
+        sections=sections_of(post.body_html),
     )
 
 
@@ -156,6 +158,7 @@ def render_edition(edition: Edition, settings: Settings) -> None:
         preheader_override=edition.preheader_override or "",
         archive_url=archive_url(edition, settings),
         markers=Markers(new_key()),
+        story_detail=nl.story_detail,
     )
     started = time.perf_counter()
     email, _ = render_digest(

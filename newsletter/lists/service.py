@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.lists.schedule import ScheduleError, validate_schedule
-from newsletter.models import NewsletterList
+from newsletter.models import NewsletterList, StoryDetail
 from newsletter.subscriptions.addresses import normalise_address
 from newsletter.text import header_text
 
@@ -37,6 +37,7 @@ class ListSpec:
     description: str = ""
     max_posts: int = 25
     language: str = "en"
+    story_detail: StoryDetail = StoryDetail.DEK
 
 
 def create_list(session: Session, spec: ListSpec) -> NewsletterList:
@@ -63,6 +64,7 @@ def create_list(session: Session, spec: ListSpec) -> NewsletterList:
         categories=[c.strip() for c in spec.categories if c.strip()],
         max_posts=spec.max_posts,
         language=spec.language,
+        story_detail=spec.story_detail,
     )
     session.add(nl)
     session.flush()

@@ -6,7 +6,7 @@ from newsletter.models.edition import EDITABLE_STATUSES, Edition, EditionItem, E
 from newsletter.models.editor import ApiToken, Editor, EditorSession
 from newsletter.models.feed import Feed
 from newsletter.models.inbound import InboundMessage, InboundStatus, MailEvent, MailEventKind
-from newsletter.models.newsletter_list import NewsletterList
+from newsletter.models.newsletter_list import NewsletterList, StoryDetail
 from newsletter.models.post import Post
 from newsletter.models.subscriber import (
     Frequency,
@@ -37,6 +37,7 @@ __all__ = [
     "MailEventKind",
     "NewsletterList",
     "Post",
+    "StoryDetail",
     "Subscriber",
     "SubscriberStatus",
     "Subscription",

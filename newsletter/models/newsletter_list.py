@@ -1,12 +1,21 @@
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 
 from sqlalchemy import JSON, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.db import Base
-from newsletter.models.types import UTCDateTime, utcnow
+from newsletter.models.types import UTCDateTime, str_enum, utcnow
+
+
+class StoryDetail(enum.StrEnum):
+    """How much of each post a digest shows in full, where the post has sections."""
+
+    DEK = "dek"  # the dek and the opening paragraph, as before sections were read
+    FIRST_SECTION = "first_section"
+    ALL_SECTIONS = "all_sections"
 
 
 class NewsletterList(Base):
@@ -35,4 +44,7 @@ class NewsletterList(Base):
     language: Mapped[str] = mapped_column(String(16), default="en")
     # True: each edition waits as a draft until an editor sends or schedules it.
     requires_approval: Mapped[bool] = mapped_column(default=False)
+    story_detail: Mapped[StoryDetail] = mapped_column(
+        str_enum(StoryDetail, "story_detail"), default=StoryDetail.DEK
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from typing import Any
 
+from newsletter.models import StoryDetail
 from newsletter.rendering.placeholders import Markers, new_key
 from newsletter.rendering.render import RenderedEmail, render_email
 
@@ -25,6 +26,22 @@ class Story:
     category: str
     image_url: str | None
     image_alt: str
+    # Each of the post's sections as (heading, paragraphs), plain text; the list's story
+    # detail chooses how many are shown.
+    sections: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+# How many sections a full story shows at each story detail (None: all of them).
+SECTIONS_SHOWN: dict[StoryDetail, int | None] = {
+    StoryDetail.DEK: 0,
+    StoryDetail.FIRST_SECTION: 1,
+    StoryDetail.ALL_SECTIONS: None,
+}
+# What a story detail gives way to when even one story at it is over the budget.
+_LESS_DETAIL = {
+    StoryDetail.ALL_SECTIONS: StoryDetail.FIRST_SECTION,
+    StoryDetail.FIRST_SECTION: StoryDetail.DEK,
+}
 
 
 @dataclass(frozen=True)
@@ -43,9 +60,18 @@ class DigestContext:
     archive_url: str = ""
     # Where each reader's values go: a key of its own for every render.
     markers: Markers = field(default_factory=lambda: Markers(new_key()))
+    # The list's choice: the dek only, or with the first or every section of a post.
+    story_detail: StoryDetail = StoryDetail.DEK
+
+    def shown(self, story: Story) -> dict[str, Any]:
+        """A full story as the template gets it: with the sections its detail shows, which
+        then stand in for the summary. A post without sections looks the same at any."""
+        values = asdict(story)
+        values["sections"] = story.sections[: SECTIONS_SHOWN[self.story_detail]]
+        return values
 
     def template_context(self, full: Sequence[Story], headlines: Sequence[Story]) -> dict[str, Any]:
-        stories = [asdict(s) for s in full]
+        stories = [self.shown(s) for s in full]
         compact = [asdict(s) for s in headlines]
         day = self.edition_date
         return {
@@ -88,6 +114,10 @@ def render_digest(
         return best, len(stories)
     low, high = 1, len(stories) - 1
     best, best_full = attempt(1), 1
+    if best.sent_bytes > budget_bytes and context.story_detail in _LESS_DETAIL:
+        # A single story with its sections is over: every story shows less instead.
+        less = replace(context, story_detail=_LESS_DETAIL[context.story_detail])
+        return render_digest(less, stories, budget_bytes=budget_bytes)
     while low <= high:
         middle = (low + high) // 2
         candidate = attempt(middle)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from newsletter.config import Settings
 from newsletter.editions.build import BuildResult, build_edition
 from newsletter.lists.service import ListSpec, create_list
-from newsletter.models import Edition, EditionStatus, NewsletterList, Post
+from newsletter.models import Edition, EditionStatus, NewsletterList, Post, StoryDetail
 from newsletter.posts.ingest import upsert_posts
 from newsletter.posts.sources import parse_feed
 from newsletter.rendering.placeholders import Markers
@@ -83,6 +83,18 @@ def test_built_edition_is_rendered_with_subject_and_placeholders(
     assert edition.preheader.startswith("Russian President Putin declines")
     assert all(marker in edition.html for marker in Markers(edition.marker_key).context().values())
     assert "PEACE TALKS IN DOUBT" in edition.text
+
+
+@pytest.mark.usefixtures("sample_posts")
+def test_a_list_showing_first_sections_builds_its_edition_with_them(
+    session: Session, daily_list: NewsletterList, now: datetime, settings: Settings
+) -> None:
+    daily_list.story_detail = StoryDetail.FIRST_SECTION
+
+    edition = build(session, daily_list, TODAY, now, settings).edition
+
+    assert "What Happened?\n--------------\nDelegations from Russia" in edition.text
+    assert "Why it Matters" not in edition.text
 
 
 @pytest.mark.usefixtures("sample_posts")
