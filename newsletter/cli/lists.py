@@ -8,10 +8,18 @@ from sqlalchemy import func, select
 
 from newsletter.cli.common import console, print_json
 from newsletter.db import session_scope
-from newsletter.lists.service import ListSpec, create_list
-from newsletter.models import NewsletterList, Subscription, SubscriptionStatus
+from newsletter.lists.service import ListSpec, create_list, get_list
+from newsletter.models import NewsletterList, StoryDetail, Subscription, SubscriptionStatus
 
-app = typer.Typer(help="Newsletter lists: create and list.", no_args_is_help=True)
+app = typer.Typer(help="Newsletter lists: create, change and list.", no_args_is_help=True)
+
+StoryDetailOption = Annotated[
+    StoryDetail,
+    typer.Option(
+        help="What each story shows where its post has sections: dek (the dek and opening "
+        "paragraph), first_section (and the first section) or all_sections."
+    ),
+]
 
 
 @app.command()
@@ -31,16 +39,29 @@ def create(
     ] = None,
     max_posts: Annotated[int, typer.Option(help="Most stories per edition.")] = 25,
     description: Annotated[str, typer.Option(help="One line shown on signup pages.")] = "",
+    story_detail: StoryDetailOption = StoryDetail.DEK,
 ) -> None:
     """Create a list with its schedule, sender and categories."""
     spec = ListSpec(
         slug=slug, name=name, from_address=from_address, from_name=from_name,
         schedule=schedule, timezone=timezone, categories=category or [],
-        max_posts=max_posts, description=description,
+        max_posts=max_posts, description=description, story_detail=story_detail,
     )  # fmt: skip
     with session_scope() as session:
         nl = create_list(session, spec)
         console.print(f"Created list [bold]{nl.slug}[/] ({nl.name}): {nl.schedule} {nl.timezone}.")
+
+
+@app.command("set")
+def set_(
+    slug: Annotated[str, typer.Argument(help="The list to change.")],
+    story_detail: StoryDetailOption,
+) -> None:
+    """Change what a list's digest shows of each story."""
+    with session_scope() as session:
+        nl = get_list(session, slug)
+        nl.story_detail = story_detail
+        console.print(f"Stories in [bold]{nl.slug}[/] now show: {story_detail.value}.")
 
 
 @app.command("list")
@@ -58,7 +79,7 @@ def list_(format: Annotated[str, typer.Option(help="table or json")] = "table") 
     rows: list[dict[str, Any]] = [
         {"slug": nl.slug, "name": nl.name, "schedule": nl.schedule, "timezone": nl.timezone,
          "from": f"{nl.from_name} <{nl.from_address}>", "categories": nl.categories,
-         "confirmed": int(confirmed.get(nl.id, 0))}
+         "story_detail": nl.story_detail.value, "confirmed": int(confirmed.get(nl.id, 0))}
         for nl in lists
     ]  # fmt: skip
     if format == "json":

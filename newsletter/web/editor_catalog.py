@@ -124,7 +124,7 @@ def list_subscribers(
     "/lists/{slug}",
     response_model=ListSettings,
     responses=LIST_NOT_FOUND,
-    summary="Change a list's schedule, timezone, approval and weekly day",
+    summary="Change a list's schedule, timezone, approval, weekly day and story detail",
 )
 def change_list(request: Request, slug: Slug, patch: ListPatch) -> ListSettings:
     """The schedule and timezone are checked together: a 422 says what is wrong."""
@@ -134,4 +134,6 @@ def change_list(request: Request, slug: Slug, patch: ListPatch) -> ListSettings:
             nl, schedule=patch.schedule, timezone=patch.timezone,
             requires_approval=patch.requires_approval, weekly_day=patch.weekly_day,
         )  # fmt: skip
+        if patch.story_detail is not None:
+            nl.story_detail = patch.story_detail
         return ListSettings.of(nl)

@@ -28,6 +28,7 @@ from newsletter.models import (
     Frequency,
     NewsletterList,
     Post,
+    StoryDetail,
     Subscriber,
     SubscriberStatus,
     SubscriptionStatus,
@@ -142,6 +143,11 @@ class ListPatch(BaseModel):
     )
     weekly_day: int | None = Field(
         default=None, ge=0, le=6, description="Day of the weekly edition, 0 = Monday."
+    )
+    story_detail: StoryDetail | None = Field(
+        default=None,
+        description="What each story shows where its post has sections: dek (the dek and "
+        "opening paragraph), first_section or all_sections.",
     )
 
 
@@ -324,6 +330,7 @@ class ListSettings(BaseModel):
     timezone: str
     requires_approval: bool
     weekly_day: int
+    story_detail: StoryDetail
     max_posts: int
     from_name: str
     from_address: str

@@ -29,6 +29,7 @@ from newsletter.models import (
     EditionStatus,
     Feed,
     NewsletterList,
+    StoryDetail,
     SubscriptionStatus,
 )
 from newsletter.posts.ingest import upsert_posts
@@ -753,8 +754,50 @@ def test_a_list_schedule_is_saved(
     assert (saved.schedule, saved.timezone, saved.weekly_day, saved.requires_approval) == (
         "30 6 * * 1-5", "Europe/London", 4, True,
     )  # fmt: skip
-    assert flash(page) == "Saved the schedule of Shortlysts Daily."
+    assert flash(page) == "Saved the settings of Shortlysts Daily."
     assert re.search(r"Next run: \w{3} \d\d \w{3} \d{4} 06:30 (GMT|BST)", visible_text(page))
+
+
+def test_a_lists_story_detail_is_chosen_and_shown(
+    admin: AdminClient, session: Session, daily_list: NewsletterList
+) -> None:
+    page = followed(admin, admin.post("/admin/lists/daily", {
+        "schedule": "0 7 * * *", "timezone": "UTC", "story_detail": "first_section",
+    }))  # fmt: skip
+
+    session.refresh(daily_list)
+    assert daily_list.story_detail == StoryDetail.FIRST_SECTION
+    assert "stories show the dek and the first section" in visible_text(page)
+    assert re.search(r'<option value="first_section" selected>', page)
+
+
+def test_the_lists_page_offers_each_story_detail(
+    admin: AdminClient, daily_list: NewsletterList
+) -> None:
+    page = admin.get("/admin/lists").text
+
+    options = re.findall(r'<option value="(\w+)"( selected)?>([^<]+)</option>', page)
+    assert [(value, label) for value, _, label in options if not value.isdigit()] == [
+        ("dek", "The dek and opening paragraph"),
+        ("first_section", "The dek and the first section"),
+        ("all_sections", "The dek and every section"),
+    ]
+    assert ("dek", " selected") in [(value, chosen) for value, chosen, _ in options]
+
+
+def test_an_unknown_story_detail_is_refused_and_nothing_changes(
+    admin: AdminClient, session: Session, daily_list: NewsletterList
+) -> None:
+    response = admin.post("/admin/lists/daily", {
+        "schedule": "30 6 * * *", "timezone": "UTC", "story_detail": "everything",
+    })  # fmt: skip
+
+    assert response.status_code == 400
+    assert error_paragraph(response.text) == (
+        "story_detail: Input should be 'dek', 'first_section' or 'all_sections'"
+    )
+    session.refresh(daily_list)
+    assert (daily_list.schedule, daily_list.story_detail) == ("0 7 * * *", StoryDetail.DEK)
 
 
 def test_a_bad_cron_expression_is_refused_and_the_form_shown_again(

@@ -851,6 +851,31 @@ def test_a_lists_schedule_is_changed(
     )
 
 
+def test_a_lists_story_detail_is_changed(
+    api: TestClient, session: Session, daily_list: NewsletterList
+) -> None:
+    response = api.patch("/api/v1/lists/daily", json={"story_detail": "all_sections"})
+
+    assert response.status_code == 200
+    assert response.json()["story_detail"] == "all_sections"
+    assert response.json()["schedule"] == "0 7 * * *"
+    session.expire_all()
+    assert session.get_one(NewsletterList, daily_list.id).story_detail == "all_sections"
+
+
+def test_an_unknown_story_detail_is_refused_naming_the_choices(
+    api: TestClient, session: Session, daily_list: NewsletterList
+) -> None:
+    response = api.patch("/api/v1/lists/daily", json={"story_detail": "everything"})
+
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": "story_detail: Input should be 'dek', 'first_section' or 'all_sections'"
+    }
+    session.expire_all()
+    assert session.get_one(NewsletterList, daily_list.id).story_detail == "dek"
+
+
 def test_a_bad_cron_expression_is_refused_and_nothing_changes(
     api: TestClient, session: Session, daily_list: NewsletterList
 ) -> None:

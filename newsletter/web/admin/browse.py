@@ -1,5 +1,5 @@
 """The admin's tables: posts, subscribers, editions, and the lists with their schedules (the
-one table with a form: a list's schedule, timezone and approval rule)."""
+one table with a form: a list's schedule, timezone, approval rule and story detail)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from newsletter.models import (
     Edition,
     EditionStatus,
     NewsletterList,
+    StoryDetail,
     Subscriber,
     Subscription,
     SubscriptionStatus,
@@ -35,6 +36,11 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 PageNumber = Annotated[int, Query(ge=1, le=100_000, description="Page, from 1.")]
 Search = Annotated[str, Query(max_length=200, description="Text to look for.")]
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+STORY_DETAILS = {
+    StoryDetail.DEK: "the dek and opening paragraph",
+    StoryDetail.FIRST_SECTION: "the dek and the first section",
+    StoryDetail.ALL_SECTIONS: "the dek and every section",
+}
 
 
 def _page_of(session: Session, query: Select[Any], pager: Pager) -> list[Any]:
@@ -63,12 +69,14 @@ def next_run(nl: NewsletterList, moment: datetime) -> datetime | None:
 
 @dataclass(frozen=True)
 class ListSettings:
-    """The form of one list: what an editor may change about when it goes out."""
+    """The form of one list: what an editor may change about when it goes out and what its
+    stories show."""
 
     schedule: str
     timezone: str
     requires_approval: bool
     weekly_day: int
+    story_detail: StoryDetail | None  # None: as stored
 
 
 @router.get("/posts", response_class=HTMLResponse, summary="Posts, newest first")
@@ -144,13 +152,15 @@ def _lists_page(
     with session_scope(web(request).settings.database_url) as session:
         lists = session.scalars(select(NewsletterList).order_by(NewsletterList.name)).all()
         forms = {
-            nl.slug: ListSettings(nl.schedule, nl.timezone, nl.requires_approval, nl.weekly_day)
+            nl.slug: ListSettings(
+                nl.schedule, nl.timezone, nl.requires_approval, nl.weekly_day, nl.story_detail
+            )
             for nl in lists
         } | (typed or {})
         return admin_page(
             request, "lists.html", status_code=status_code, lists=lists, forms=forms,
             errors=errors or {}, next_runs={nl.slug: next_run(nl, moment) for nl in lists},
-            weekdays=WEEKDAYS, local_time=local_time,
+            weekdays=WEEKDAYS, story_details=STORY_DETAILS, local_time=local_time,
         )  # fmt: skip
 
 
@@ -162,8 +172,8 @@ def lists_page(request: Request) -> HTMLResponse:
 @router.post(
     "/lists/{slug}",
     response_class=HTMLResponse,
-    summary="Change a list's schedule, timezone and approval rule",
-    responses={400: {"description": "Not a usable cron expression or timezone"}},
+    summary="Change a list's schedule, timezone, approval rule and story detail",
+    responses={400: {"description": "Not a usable cron expression, timezone or story detail"}},
 )
 def update_list(
     request: Request,
@@ -172,8 +182,9 @@ def update_list(
     timezone: Annotated[str, Form(max_length=64)],
     weekly_day: Annotated[int, Form(ge=0, le=6)] = 6,
     requires_approval: Annotated[bool, Form()] = False,
+    story_detail: Annotated[StoryDetail | None, Form()] = None,
 ) -> Response:
-    wanted = ListSettings(schedule, timezone, requires_approval, weekly_day)
+    wanted = ListSettings(schedule, timezone, requires_approval, weekly_day, story_detail)
     try:
         with session_scope(web(request).settings.database_url) as session:
             nl = find_list(session, slug)
@@ -183,9 +194,11 @@ def update_list(
                 nl, schedule=wanted.schedule, timezone=wanted.timezone,
                 requires_approval=wanted.requires_approval, weekly_day=wanted.weekly_day,
             )  # fmt: skip
+            if wanted.story_detail is not None:
+                nl.story_detail = wanted.story_detail
             name = nl.name
     except ScheduleError as error:
         return _lists_page(
             request, errors={slug: f"{error}."}, typed={slug: wanted}, status_code=400
         )
-    return back(request, "/admin/lists", f"Saved the schedule of {name}.")
+    return back(request, "/admin/lists", f"Saved the settings of {name}.")

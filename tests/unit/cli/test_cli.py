@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from newsletter.cli import USER_ERRORS, app
-from newsletter.models import NewsletterList, Post, Subscriber
+from newsletter.models import NewsletterList, Post, StoryDetail, Subscriber
 
 runner = CliRunner()
 
@@ -124,6 +124,48 @@ def test_list_with_bad_settings_is_refused(
     assert code == 1
     assert message in output
     assert count(session, NewsletterList) == 0
+
+
+def test_a_list_is_created_with_a_story_detail(session: Session) -> None:
+    code, output = run(
+        "lists", "create", "deep", "--name", "Deep", "--from-address", "news@example.com",
+        "--story-detail", "all_sections",
+    )  # fmt: skip
+
+    assert code == 0, output
+    nl = session.scalars(select(NewsletterList)).one()
+    assert nl.story_detail == StoryDetail.ALL_SECTIONS
+
+
+def test_a_lists_story_detail_is_changed_and_listed(
+    session: Session, daily_list: NewsletterList
+) -> None:
+    code, output = run("lists", "set", "daily", "--story-detail", "first_section")
+
+    assert code == 0
+    assert output == "Stories in daily now show: first_section.\n"
+    _, listed = run("lists", "list", "--format", "json")
+    assert json.loads(listed)[0]["story_detail"] == "first_section"
+
+
+def test_an_unknown_story_detail_is_refused_naming_the_choices(
+    session: Session, daily_list: NewsletterList
+) -> None:
+    code, output = run("lists", "set", "daily", "--story-detail", "everything")
+
+    assert code == 2
+    assert "'everything' is not one of 'dek', 'first_section', 'all_sections'" in " ".join(
+        output.replace("│", "").split()
+    )
+    session.refresh(daily_list)
+    assert daily_list.story_detail == StoryDetail.DEK
+
+
+def test_changing_an_unknown_list_names_the_lists_there_are(daily_list: NewsletterList) -> None:
+    code, output = run("lists", "set", "nope", "--story-detail", "dek")
+
+    assert code == 1
+    assert output.endswith("error: no list 'nope' (lists: daily)")
 
 
 def test_digest_status_as_json(session: Session) -> None:
