@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import field_validator, model_validator
+from pydantic import PrivateAttr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +22,10 @@ from pydantic_settings import (
 from newsletter.resources import resource_path
 
 PLACEHOLDER_SECRET = "change-me"  # noqa: S105  (the value we refuse)
+# In development with no NEWSLETTER_BASE_URL, `newsletter serve` records the address it serves
+# here, so every command run from this directory (sends, dispatch, workers) links to it.
+SERVED_URL_FILE = Path("var", "served-url")
+DEFAULT_BASE_URL = "http://localhost:8000"
 
 
 class ConfigurationError(ValueError):
@@ -115,6 +119,8 @@ class Settings(BaseSettings):
     webhook_postmark_credentials: str
     webhook_ses_certificate_hosts: str
 
+    _base_url_origin: str = PrivateAttr(default="default")
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -162,6 +168,27 @@ class Settings(BaseSettings):
                 f"NEWSLETTER_WEBHOOK_SES_CERTIFICATE_HOSTS is not a regular expression: {error}."
             ) from None
         return value
+
+    @model_validator(mode="after")
+    def _base_url_or_the_served_one(self) -> Settings:
+        if self.base_url:
+            self._base_url_origin = "NEWSLETTER_BASE_URL"
+            return self
+        if self.environment == "production":
+            raise ConfigurationError(
+                "NEWSLETTER_BASE_URL is not set: in production it must be the public https:// "
+                "address of the web app, which every link in every email points at."
+            )
+        served = _served_url() if self.environment == "development" else None
+        self.base_url = served or DEFAULT_BASE_URL
+        self._base_url_origin = f"newsletter serve ({SERVED_URL_FILE})" if served else "default"
+        return self
+
+    @property
+    def base_url_origin(self) -> str:
+        """Where :attr:`base_url` came from: ``NEWSLETTER_BASE_URL``, the address ``newsletter
+        serve`` recorded, or ``default``."""
+        return self._base_url_origin
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:
@@ -216,6 +243,21 @@ class Settings(BaseSettings):
     def message_domain(self) -> str:
         """Right-hand side of Message-IDs and of the List-Id."""
         return self.mail_domain or urlsplit(self.base_url).hostname or "localhost"
+
+
+def _served_url() -> str | None:
+    try:
+        recorded = SERVED_URL_FILE.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return recorded if urlsplit(recorded).scheme in ("http", "https") else None
+
+
+def record_served_url(url: str) -> None:
+    """Remember the address ``newsletter serve`` serves, for the other commands of this
+    directory (development only; see :data:`SERVED_URL_FILE`)."""
+    SERVED_URL_FILE.parent.mkdir(parents=True, exist_ok=True)
+    SERVED_URL_FILE.write_text(url + "\n", encoding="utf-8")
 
 
 @lru_cache(maxsize=1)

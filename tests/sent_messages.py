@@ -17,12 +17,12 @@ import email
 import email.policy
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.message import EmailMessage
 
 from sqlalchemy.orm import Session
 
-from newsletter.cli.demo import DEMO_LIST, DEMO_READERS, rebase
+from newsletter.cli.demo import DEMO_LIST, DEMO_READERS
 from newsletter.config import Settings
 from newsletter.delivery import notices
 from newsletter.delivery.prepared import Recipient, prepare_edition
@@ -31,8 +31,8 @@ from newsletter.lists.schedule import edition_cutoff, local_date
 from newsletter.lists.service import create_list, find_list
 from newsletter.models import Edition, NewsletterList, Subscriber
 from newsletter.posts.ingest import upsert_posts
-from newsletter.posts.sources import parse_feed
-from newsletter.resources import data_path, resource_path
+from newsletter.posts.sample import sample_posts
+from newsletter.resources import resource_path
 from newsletter.subscriptions.service import find_subscriber, import_subscribers
 from tests.mjml_reference import mjml_compiled
 from tests.stress_edition import stress_edition
@@ -76,8 +76,7 @@ def demo_edition(session: Session, *, now: datetime, settings: Settings) -> Edit
     nl = create_list(session, DEMO_LIST)
     day = local_date(nl.timezone, now)
     cutoff = edition_cutoff(nl.schedule, nl.timezone, day, now)
-    parsed = parse_feed(data_path("sample_feed.xml").read_bytes(), now=now)
-    upsert_posts(session, rebase(parsed.posts, cutoff - timedelta(minutes=10), timedelta(hours=20)))
+    upsert_posts(session, sample_posts(before=cutoff, now=now))
     import_subscribers(session, nl, DEMO_READERS, now=now, source="demo")
     edition = build_edition(session, nl, day, now=now, settings=settings).edition
     session.commit()

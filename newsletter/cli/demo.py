@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
 from pathlib import Path
 
 from rich.table import Table
@@ -20,9 +19,8 @@ from newsletter.lists.schedule import edition_cutoff, local_date
 from newsletter.lists.service import ListSpec, create_list, find_list
 from newsletter.models import EditionStatus
 from newsletter.posts.ingest import upsert_posts
-from newsletter.posts.schema import PostIn
-from newsletter.posts.sources import parse_feed
-from newsletter.resources import data_path
+from newsletter.posts.sample import sample_posts
+from newsletter.rendering.render import sent_size
 from newsletter.subscriptions.service import Signup, import_subscribers
 
 DEMO_LIST = ListSpec(
@@ -43,22 +41,6 @@ DEMO_READERS = [
 ]
 
 
-def rebase(posts: list[PostIn], newest: datetime, span: timedelta) -> list[PostIn]:
-    """Move the sample posts (dated 2025) into the hours before today's edition.
-
-    Relative order is kept; the spread is scaled to ``span`` so all fall in one day's window.
-    """
-    if not posts:
-        return posts
-    latest = max(p.published_at for p in posts)
-    earliest = min(p.published_at for p in posts)
-    scale = span / max(latest - earliest, timedelta(seconds=1))
-    return [
-        p.model_copy(update={"published_at": newest - (latest - p.published_at) * min(scale, 1.0)})
-        for p in posts
-    ]
-
-
 def demo() -> None:
     """Run the daily digest end to end on this machine and print where the mail went.
 
@@ -77,9 +59,7 @@ def demo() -> None:
         nl = find_list(session, DEMO_LIST.slug) or create_list(session, DEMO_LIST)
         today = local_date(nl.timezone, now)
         cutoff = edition_cutoff(nl.schedule, nl.timezone, today, now)
-        parsed = parse_feed(data_path("sample_feed.xml").read_bytes(), now=now)
-        posts = rebase(parsed.posts, cutoff - timedelta(minutes=10), timedelta(hours=20))
-        report = upsert_posts(session, posts)
+        report = upsert_posts(session, sample_posts(before=cutoff, now=now))
         print_import_report(report)
         readers = import_subscribers(session, nl, DEMO_READERS, now=now, source="demo")
         console.print(
@@ -91,7 +71,8 @@ def demo() -> None:
         already_sent = edition.status in (EditionStatus.SENDING, EditionStatus.SENT)
         console.print(
             f"Edition {edition.id} for {today}: {story_count} stories, "
-            f"{len(edition.html.encode()):,} bytes of HTML, rendered in {edition.render_ms} ms."
+            f"{sent_size(edition.html):,} bytes of HTML as sent, "
+            f"rendered in {edition.render_ms} ms."
         )
         preview = Path("var/preview") / f"edition-{edition.id}.html"
         preview.parent.mkdir(parents=True, exist_ok=True)

@@ -8,8 +8,10 @@ from sqlalchemy import func, select
 
 from newsletter.cli.common import console, errors, print_json, settings, utcnow
 from newsletter.db import session_scope
-from newsletter.models import Post
-from newsletter.posts.ingest import ImportReport, import_posts
+from newsletter.lists.schedule import edition_cutoff, local_date
+from newsletter.models import NewsletterList, Post
+from newsletter.posts.ingest import ImportReport, import_posts, upsert_posts
+from newsletter.posts.sample import sample_posts
 
 app = typer.Typer(help="Posts from the site: import and list.", no_args_is_help=True)
 
@@ -29,14 +31,29 @@ def print_import_report(report: ImportReport) -> None:
 @app.command("import")
 def import_(
     source: Annotated[
-        str, typer.Argument(help="RSS/Atom feed, JSON file or article .txt: a path or URL.")
-    ],
+        str | None,
+        typer.Argument(help="RSS/Atom feed, JSON file or article .txt: a path or URL."),
+    ] = None,
+    sample: Annotated[
+        bool,
+        typer.Option(
+            "--sample",
+            help="The bundled Shortlysts sample feed instead, dated into today's editions so "
+            "the next `digest build` has stories. Create your list first.",
+        ),
+    ] = False,
 ) -> None:
     """Import posts: new ones are added, edited ones updated (matched by GUID, else URL).
 
     Items that fail validation are listed and skipped; the rest are imported.
     """
+    if (source is None) == (not sample):
+        raise typer.BadParameter("give a feed, file or URL to import, or --sample (not both)")
     config = settings()
+    if sample:
+        _import_sample()
+        return
+    assert source is not None
     with session_scope() as session:
         report = import_posts(
             session, source, site_url=config.site_url, now=utcnow(),
@@ -46,6 +63,23 @@ def import_(
     print_import_report(report)
     if report.errors and not report.imported:
         raise typer.Exit(code=1)
+
+
+def _import_sample() -> None:
+    now = utcnow()
+    with session_scope() as session:
+        # Just before the earliest of today's cutoffs, so every list's next edition has them.
+        cutoffs = [
+            edition_cutoff(nl.schedule, nl.timezone, local_date(nl.timezone, now), now)
+            for nl in session.scalars(select(NewsletterList))
+        ]
+        report = upsert_posts(session, sample_posts(before=min([now, *cutoffs]), now=now))
+    print_import_report(report)
+    if not cutoffs:
+        console.print(
+            "[yellow]No list yet:[/] the sample is dated just before now. A list created later "
+            "whose send time today has passed will not see it; create the list, then import."
+        )
 
 
 @app.command("list")

@@ -5,13 +5,17 @@ relative links in a feed are resolved against its URL."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from newsletter.cli import common
+from newsletter.clock import FrozenClock
 from newsletter.config import get_settings
 from newsletter.models import Post
 from newsletter.runtime import free_port
@@ -128,3 +132,50 @@ def test_an_imported_post_with_an_unusable_image_url_is_stored_without_it(
     )
     stored = session.scalars(select(Post)).one()
     assert (stored.title, stored.image_url) == ("One", None)
+
+
+# --- the sample feed (issue 14: a newcomer's first edition is not empty) ----------------------
+
+
+@pytest.fixture
+def cli_clock_at(request: pytest.FixtureRequest) -> Iterator[FrozenClock]:
+    clock = FrozenClock(request.param)
+    common.use_clock(clock)
+    yield clock
+    common.use_clock(None)
+
+
+@pytest.mark.parametrize(
+    "cli_clock_at",
+    [
+        datetime(2027, 3, 28, 0, 59, 30, tzinfo=UTC),  # before 7:00 in New York
+        datetime(2026, 12, 4, 21, 15, tzinfo=UTC),  # after it
+    ],
+    indirect=True,
+    ids=["before-the-send-time", "after-it"],
+)
+def test_the_sample_makes_todays_edition_at_any_hour(
+    cli_clock_at: FrozenClock, session: Session
+) -> None:
+    code, _ = run(
+        "lists", "create", "daily", "--name", "Shortlysts Daily",
+        "--from-address", "news@example.com", "--schedule", "0 7 * * *",
+        "--timezone", "America/New_York",
+    )  # fmt: skip
+    assert code == 0
+
+    code, imported = run("posts", "import", "--sample")
+    assert code == 0
+    assert "Imported 15 posts: 15 new" in imported
+
+    code, built = run("digest", "build", "--list", "daily")
+    assert code == 0, built
+    assert "skipped" not in built
+    assert re.search(r"\b15 stories\b", built), built
+
+
+def test_the_sample_or_a_source_not_both() -> None:
+    code, output = run("posts", "import", "feed.xml", "--sample")
+
+    assert code == 2
+    assert "give a feed, file or URL to import, or --sample (not both)" in output
