@@ -7,10 +7,7 @@ links (in the body and in ``List-Unsubscribe``) and the ``Message-ID``.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import html
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +15,7 @@ from email.utils import format_datetime
 from functools import cached_property
 
 from newsletter.config import Settings
+from newsletter.delivery import message_ids
 from newsletter.delivery.headers import folded_value
 from newsletter.delivery.mime import build_message
 from newsletter.delivery.mime_template import (
@@ -33,31 +31,6 @@ from newsletter.delivery.verp import ReturnPath
 from newsletter.models import Edition
 from newsletter.rendering.placeholders import Markers
 from newsletter.subscriptions.tokens import PREFERENCES, UNSUBSCRIBE, make_token
-
-_DIGITS = re.compile(r"[0-9]{1,18}")
-
-
-def _message_tag(secret_key: str, edition_id: int, delivery_id: int) -> str:
-    message = f"{edition_id}.{delivery_id}".encode()
-    return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()[:12]
-
-
-def delivery_of_message_id(secret_key: str, message_id: str) -> tuple[int, int] | None:
-    """The (edition id, delivery id) one of our digests' Message-IDs names, if it verifies.
-
-    Complaints and bounces often quote the original's headers: its Message-ID is then a
-    signed name of the delivery, as good as the VERP tag.
-    """
-    local = message_id.strip().strip("<>").partition("@")[0]
-    parts = local.split(".")
-    # Digits in ASCII only: "²".isdigit() is true, and int() refuses it.
-    if len(parts) != 3 or not all(_DIGITS.fullmatch(p) for p in parts[:2]):
-        return None
-    if not parts[2].isascii():
-        return None
-    edition_id, delivery_id = int(parts[0]), int(parts[1])
-    expected = _message_tag(secret_key, edition_id, delivery_id)
-    return (edition_id, delivery_id) if hmac.compare_digest(parts[2], expected) else None
 
 
 @dataclass(frozen=True)
@@ -103,10 +76,16 @@ class PreparedEdition:
     def list_id_header(self) -> str:
         return f"{self.list_name} <{self.list_slug}.{self.domain}>"
 
+    @cached_property
+    def _message_ids(self) -> Callable[[int], str]:
+        return message_ids.for_edition(
+            self.secret_key, self.edition_id, self.markers.key, self.domain
+        )
+
     def message_id(self, delivery_id: int) -> str:
-        """Stable per delivery, so a retried message keeps its Message-ID."""
-        tag = _message_tag(self.secret_key, self.edition_id, delivery_id)
-        return f"<{self.edition_id}.{delivery_id}.{tag}@{self.domain}>"
+        """Signed, with the edition's random part (:mod:`newsletter.delivery.message_ids`);
+        the same in every batch, so a retried message keeps its Message-ID."""
+        return self._message_ids(delivery_id)
 
     @cached_property
     def _senders(self) -> Callable[[int], str] | None:

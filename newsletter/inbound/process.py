@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
 from newsletter.db import affected_rows
-from newsletter.delivery.prepared import delivery_of_message_id
+from newsletter.delivery.message_ids import delivery_of_message_id
 from newsletter.delivery.verp import DIGEST, ReturnPath, Tag
 from newsletter.inbound import breaker, intake
 from newsletter.inbound.authresults import authenticated_from

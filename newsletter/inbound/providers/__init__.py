@@ -57,7 +57,7 @@ class ProviderEvent:
     raw: bytes
     signals: list[Signal] = field(default_factory=list)
     # Our Message-ID, when the provider passed the message's headers back: it names the
-    # edition and the delivery (see newsletter.delivery.prepared.delivery_of_message_id).
+    # edition and the delivery (see newsletter.delivery.message_ids).
     message_id: str = ""
     # An unsubscribe the provider applies to all our mail (its global suppression list):
     # mirrored as leaving every list, even when the message names one.

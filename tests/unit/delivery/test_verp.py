@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
 from newsletter.delivery import notices
-from newsletter.delivery.prepared import PreparedEdition, Recipient, delivery_of_message_id
+from newsletter.delivery.prepared import PreparedEdition, Recipient
 from newsletter.delivery.verp import DIGEST, NOTICE, ReturnPath, Tag, make_tag, read_tag
 from newsletter.models import NewsletterList
 from newsletter.rendering.digest import DigestContext, Story, render_digest
@@ -167,10 +167,3 @@ def test_a_bounce_address_with_a_plus_of_its_own_reads_its_tags() -> None:
 @pytest.mark.parametrize("tag", ["d1-2-abcdéfghij", "d1-2-\u00b2bcdefghij", "n\u0661-abcdefghij"])
 def test_a_tag_with_characters_beyond_ascii_reads_as_no_tag(tag: str) -> None:
     assert read_tag("secret", tag) is None
-
-
-@pytest.mark.parametrize(
-    "message_id", ["<\u00b21.3.abcdef012345@example.com>", "<1.3.abcdéf012345@example.com>"]
-)
-def test_a_message_id_with_characters_beyond_ascii_names_no_delivery(message_id: str) -> None:
-    assert delivery_of_message_id("secret", message_id) is None
