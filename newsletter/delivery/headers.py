@@ -174,10 +174,22 @@ def _mailboxes(value: AddressHeader) -> list[Token] | None:
     return tokens
 
 
-def folded_value(name: str, value: str) -> str:
-    """What follows ``name: `` on the header lines of an ASCII ``value``, folded as
-    :class:`HeaderFolding` folds it: for values put into prepared messages."""
-    return fold(name, [(True, word) for word in value.split(" ")])[len(name) + 2 : -len(CRLF)]
+def folded_value(name: str, value: str, width: int = LINE) -> str:
+    """What follows ``name: `` on the header lines of an ASCII ``value``: folded before a
+    space so that each line is at most ``width`` columns where the words allow, nothing
+    encoded. :class:`HeaderFolding` writes every ASCII header so, and a prepared message's
+    per-reader values are folded with it (a few string operations per reader)."""
+    words = value.split(" ")
+    column = len(name) + 2 + len(words[0])
+    out = [words[0]]
+    for word in words[1:]:
+        if word and column + 1 + len(word) > width:
+            out.append(CRLF + " " + word)
+            column = 1 + len(word)
+        else:
+            out.append(" " + word)
+            column += 1 + len(word)
+    return "".join(out)
 
 
 class HeaderFolding(EmailPolicy):
@@ -185,23 +197,25 @@ class HeaderFolding(EmailPolicy):
     ASCII that is neither text nor mailboxes goes to the mail library (none of ours is)."""
 
     def fold(self, name: str, value: str) -> str:
-        tokens = _tokens(value)
-        if tokens is None:
+        width = self.max_line_length or LINE
+        if str(value).isascii():
+            folded = f"{name}: {folded_value(name, str(value), width)}{CRLF}"
+        elif (tokens := _tokens(value)) is not None:
+            folded = fold(name, tokens, width)
+        else:
             return str(super().fold(name, value))
-        return fold(name, tokens, self.max_line_length or LINE).replace(CRLF, self.linesep)
+        return folded.replace(CRLF, self.linesep)
 
     def fold_binary(self, name: str, value: str) -> bytes:
-        if _tokens(value) is None:
+        if not str(value).isascii() and _tokens(value) is None:
             return super().fold_binary(name, value)
         return self.fold(name, value).encode("ascii")
 
 
 def _tokens(value: str) -> list[Token] | None:
-    text = str(value)
-    if text.isascii():
-        return [(True, word) for word in text.split(" ")]
+    """A header beyond ASCII as tokens, if it is text or mailboxes."""
     if isinstance(value, UnstructuredHeader):
-        return _words(text)
+        return _words(str(value))
     if isinstance(value, AddressHeader):
         return _mailboxes(value)
     return None
