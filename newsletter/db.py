@@ -6,15 +6,19 @@ command, a Celery task, a web request) opens it with :func:`session_scope`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, MetaData, Result, create_engine, event
+from sqlalchemy import URL, CursorResult, Engine, MetaData, Result, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from newsletter.config import ConfigurationError
 
 # Named constraints, so Alembic migrations are the same on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -40,19 +44,73 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# The names people write for PostgreSQL, as the driver we ship (psycopg 3): SQLAlchemy knows
+# no "postgres" dialect, and before 2.1 read "postgresql" as psycopg2, which we do not install.
+_POSTGRESQL_ALIASES = {"postgres", "postgresql"}
+_EXAMPLES = "sqlite:///var/newsletter.db or postgresql://user:password@host/dbname"
+
+# The default database lives in var/ under the working directory, which the project creates
+# as it needs it (the embedded Redis, previews, the outbox). Any other missing folder is a
+# mistyped URL: connecting fails and says so, rather than creating folders where it points.
+_OWN_FOLDER = Path("var")
+
+
+def engine_url(url: str) -> URL:
+    """``url`` as the engine opens it; a URL we cannot use is a ``ConfigurationError``."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigurationError(
+            f"NEWSLETTER_DATABASE_URL {_without_password(url)!r} is not a database URL: "
+            f"write it like {_EXAMPLES}."
+        ) from None
+    if parsed.drivername in _POSTGRESQL_ALIASES:
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigurationError(
+            f"NEWSLETTER_DATABASE_URL {parsed.render_as_string()} names {parsed.drivername}, "
+            f"but only SQLite and PostgreSQL are supported: write it like {_EXAMPLES}."
+        )
+    return parsed
+
+
+def _without_password(url: str) -> str:
+    return re.sub(r"(//[^/:@]*:)[^/@]*@", r"\1***@", url)
+
+
+def _create_own_folder(database: str | None) -> None:
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    folder, own = Path(database).parent.resolve(), _OWN_FOLDER.resolve()
+    if folder == own or own in folder.parents:
+        folder.mkdir(parents=True, exist_ok=True)
+
+
+_SQLITE: dict[str, Any] = {"connect_args": {"timeout": 30}}
+# A client that stops inside a transaction (a worker frozen or cut off mid-claim) would hold
+# its row locks until the server notices it is gone, hours later by TCP keepalive. Workers
+# pass such rows over (SKIP LOCKED); the timeout gives them back within five minutes.
+_POSTGRESQL: dict[str, Any] = {
+    "pool_pre_ping": True,
+    "connect_args": {"options": "-c idle_in_transaction_session_timeout=300000"},
+}
+
+
 def make_engine(url: str) -> Engine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+    parsed = engine_url(url)
+    sqlite = parsed.get_backend_name() == "sqlite"
+    if sqlite:
+        _create_own_folder(parsed.database)
+    try:
+        engine = create_engine(parsed, **(_SQLITE if sqlite else _POSTGRESQL))
+    except ImportError as error:  # postgresql+psycopg2://, sqlite+pysqlcipher://: no such driver
+        raise ConfigurationError(
+            f"NEWSLETTER_DATABASE_URL {parsed.render_as_string()} needs a driver that is not "
+            f"installed ({error}): write it like {_EXAMPLES}."
+        ) from None
+    if sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    # A client that stops inside a transaction (a worker frozen or cut off mid-claim) would
-    # hold its row locks until the server notices it is gone, hours later by TCP keepalive.
-    # Workers pass such rows over (SKIP LOCKED); this gives them back within five minutes.
-    options = "-c idle_in_transaction_session_timeout=300000"
-    return create_engine(url, pool_pre_ping=True, connect_args={"options": options})
+    return engine
 
 
 @lru_cache(maxsize=8)

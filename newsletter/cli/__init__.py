@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
+from rich.markup import escape
 
-from newsletter.cli import db, digest, editors, feeds, inbound, lists, posts, subscribers
-from newsletter.cli.common import CommandError, fail
+from newsletter.cli import db, digest, editors, failures, feeds, inbound, lists, posts, subscribers
+from newsletter.cli.common import fail
 from newsletter.cli.demo import demo
 from newsletter.cli.dispatch import dispatch
+from newsletter.cli.failures import USER_ERRORS
 from newsletter.cli.serve import serve
-from newsletter.config import ConfigurationError
-from newsletter.delivery.progress import UnknownEdition
-from newsletter.delivery.transports import TransportConfigError
-from newsletter.editions.service import EditionError
-from newsletter.editors.service import EditorError
-from newsletter.handoff import BrokerUnavailable
-from newsletter.lists.schedule import ScheduleError
-from newsletter.lists.service import ListError
-from newsletter.posts.sources import SourceError
-from newsletter.rendering.render import RenderError
-from newsletter.runtime import RuntimeFailure
-from newsletter.subscriptions.addresses import InvalidAddress
+
+__all__ = ["USER_ERRORS", "app", "main"]
 
 app = typer.Typer(
     name="newsletter",
@@ -44,20 +36,25 @@ app.command()(dispatch)
 app.command()(demo)
 app.command()(serve)
 
-# Errors a person can act on: shown as one line, not a traceback.
-USER_ERRORS = (
-    CommandError, ConfigurationError, UnknownEdition, TransportConfigError, ScheduleError,
-    ListError, SourceError, RenderError, RuntimeFailure, InvalidAddress, EditionError,
-    EditorError, BrokerUnavailable,
-)  # fmt: skip
+_debug = False
+
+
+@app.callback()
+def options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an error, not only its message.")
+    ] = False,
+) -> None:
+    global _debug
+    _debug = debug
 
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         app()
-    except USER_ERRORS as error:
-        raise SystemExit(fail(str(error)).exit_code) from None
-    except ValidationError as error:
-        # pydantic-settings wraps ConfigurationError raised in a validator.
-        raise SystemExit(fail(f"configuration: {error.errors()[0]['msg']}").exit_code) from None
+    except Exception as error:
+        message = None if _debug else failures.explain(error)
+        if message is None:
+            raise
+        raise SystemExit(fail(escape(message)).exit_code) from None
