@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import track
 from rich.table import Table
 from sqlalchemy import func, select
@@ -70,9 +71,9 @@ def import_(
     signups, problems = parse_subscriber_csv(text)
     if problems:
         for problem in problems:
-            errors.print(f"[red]{csv_file}[/] {problem}")
+            errors.print(f"[red]{escape(str(csv_file))}[/] {escape(problem)}")
         raise CommandError(
-            f"nothing imported: fix the {len(problems)} invalid row(s) above and run again"
+            f"nothing imported: fix the {len(problems)} problem(s) above and run again"
         )
     with session_scope() as session:
         nl = get_list(session, list_slug)

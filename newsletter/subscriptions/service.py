@@ -93,7 +93,8 @@ def subscribe(
 def parse_subscriber_csv(content: str) -> tuple[list[Signup], list[str]]:
     """Rows of a CSV with an ``email`` column (``name`` optional), or one address per line.
 
-    Every row is checked before anything is stored, so a bad row never leaves half a file.
+    Every row is checked before anything is stored, so a bad row never leaves half a file. A
+    first line with neither an address nor an ``email`` column is a header that lacks it.
     """
     reader = csv.reader(io.StringIO(content))
     # Keep each row's line number in the file, for error messages, before skipping blanks.
@@ -101,11 +102,14 @@ def parse_subscriber_csv(content: str) -> tuple[list[Signup], list[str]]:
     rows = [(number, row) for number, row in rows if any(cell.strip() for cell in row)]
     if not rows:
         return [], ["the file holds no addresses"]
-    header = [cell.strip().lower() for cell in rows[0][1]]
+    columns = [cell.strip() for cell in rows[0][1]]
+    header = [column.lower() for column in columns]
     if "email" in header:
         email_at = header.index("email")
         name_at = header.index("name") if "name" in header else None
         body = rows[1:]
+    elif not any("@" in cell for cell in columns):
+        return [], [f"the CSV has no 'email' column; its columns are: {', '.join(columns)}"]
     else:
         email_at, name_at, body = 0, 1 if len(rows[0][1]) > 1 else None, rows
     signups, errors = [], []

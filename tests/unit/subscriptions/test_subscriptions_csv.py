@@ -83,6 +83,13 @@ def test_row_missing_the_email_cell_is_reported() -> None:
     assert error.startswith("line 2: ")
 
 
+def test_a_header_without_an_email_column_names_the_columns_it_has() -> None:
+    assert parse_subscriber_csv("Mail,Name\nann@example.com,Ann\n") == (
+        [],
+        ["the CSV has no 'email' column; its columns are: Mail, Name"],
+    )
+
+
 def test_line_numbers_count_blank_lines() -> None:
     _, errors = parse_subscriber_csv("email,name\n\nann@example.com,Ann\n\nnot-an-address,Bob\n")
     assert [e.split(":")[0] for e in errors] == ["line 5"]
