@@ -107,8 +107,10 @@ def preview(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")
     console.print(f"Wrote {path} ({len(html.encode()):,} bytes).")
-    if open_browser:
-        webbrowser.open(path.resolve().as_uri())
+    if open_browser and not webbrowser.open(path.resolve().as_uri()):
+        console.print(
+            f"No browser could be opened here; open {path.resolve()} in one.", markup=False
+        )
 
 
 @app.command()
