@@ -53,6 +53,11 @@ def settings() -> Settings:
     return get_settings()
 
 
+def when(moment: datetime | None) -> str:
+    """A time as the listings show it: to the minute, in UTC; "never" for none."""
+    return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else "never"
+
+
 def print_json(value: Any) -> None:
     # Plain print: rich would wrap long lines and break the JSON for other programs.
     print(json.dumps(value, indent=2, default=str))

@@ -4,10 +4,10 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 from sqlalchemy import select
 
-from newsletter.cli.common import console, print_json, utcnow
+from newsletter.cli.common import console, print_json, utcnow, when
 from newsletter.db import session_scope
 from newsletter.editors.service import (
     MIN_PASSWORD,
@@ -74,14 +74,14 @@ def list_editors(
     if format == "json":
         print_json(rows)
         return
-    table = Table("email", "name", "active", "last login", "API tokens")
+    table = Table("email", "name", "active", Column("last login", no_wrap=True), "API tokens")
     for row in rows:
         tokens = ", ".join(
             f"{t['id']}:{t['name']} ({t['prefix']}…{', revoked' if t['revoked'] else ''})"
             for t in row["tokens"]
         )
         table.add_row(row["email"], row["name"], "yes" if row["active"] else "no",
-                      str(row["last_login_at"] or "never"), tokens)  # fmt: skip
+                      when(row["last_login_at"]), tokens)  # fmt: skip
     console.print(table)
 
 

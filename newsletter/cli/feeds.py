@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Column, Table
 
-from newsletter.cli.common import CommandError, console, print_json, settings, utcnow
+from newsletter.cli.common import CommandError, console, print_json, settings, utcnow, when
 from newsletter.db import session_scope
 from newsletter.feeds import (
     FeedError,
@@ -35,10 +34,6 @@ def _as_command_errors() -> Iterator[None]:
         yield
     except FeedError as error:
         raise CommandError(str(error)) from None
-
-
-def _when(moment: datetime | None) -> str:
-    return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else "never"
 
 
 @app.command()
@@ -93,8 +88,8 @@ def list_(format: Annotated[str, typer.Option(help="table or json")] = "table") 
             status += f" ({feed.consecutive_errors} in a row)"
         table.add_row(
             str(feed.id), feed.name, feed.url, f"{feed.poll_minutes} min", status,
-            _when(feed.last_success_at),
-            "when resumed" if feed.paused_at else _when(feed.next_poll_at),
+            when(feed.last_success_at),
+            "when resumed" if feed.paused_at else when(feed.next_poll_at),
             feed.last_error,
         )  # fmt: skip
     console.print(table)

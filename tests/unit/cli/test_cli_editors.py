@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -77,6 +77,19 @@ def test_the_list_shows_who_is_deactivated(session: Session, editor: Editor) -> 
     assert code == 0
     [row] = json.loads(output)
     assert row["active"] is False
+
+
+def test_the_list_shows_the_last_login_to_the_minute_in_utc(
+    session: Session, editor: Editor
+) -> None:
+    editor.last_login_at = datetime(2026, 12, 4, 8, 6, 50, 142452, tzinfo=UTC)
+    session.commit()
+
+    code, output = run("editors", "list")
+
+    assert code == 0
+    assert "2026-12-04 08:06 UTC" in output
+    assert "08:06:50" not in output
 
 
 def test_a_new_password_signs_the_editor_out_of_every_browser(
