@@ -1,5 +1,6 @@
 """The dashboard: the lists and their readers, what goes out next, how the last sends went,
-and the feeds that need a look. Also the button that prepares a list's edition for today."""
+and the feeds that need a look. Also, for a list with no edition today, the button that
+prepares one; for a list with one, where it stands and a link to it."""
 
 from __future__ import annotations
 
@@ -10,24 +11,26 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from newsletter.db import session_scope
 from newsletter.delivery.progress import Progress, progress
 from newsletter.editions.service import todays_edition
 from newsletter.inbound import stats
+from newsletter.lists.schedule import local_date
 from newsletter.lists.service import find_list
 from newsletter.models import (
     Edition,
     EditionStatus,
     Feed,
+    Frequency,
     NewsletterList,
     Subscription,
     SubscriptionStatus,
 )
 from newsletter.web.admin.common import admin_page, back
-from newsletter.web.admin.display import local_time, not_found
+from newsletter.web.admin.display import clock_time, local_time, not_found
 from newsletter.web.context import now, web
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -64,6 +67,23 @@ def list_readers(session: Session) -> list[ListReaders]:
         )
         for nl in session.scalars(select(NewsletterList).order_by(NewsletterList.name))
     ]
+
+
+def todays_editions(
+    session: Session, lists: list[NewsletterList], *, now: datetime
+) -> dict[int, Edition]:
+    """Each list's daily edition for today in its own timezone, by list id, where there is
+    one: what "Prepare today's edition" would build, or open."""
+    if not lists:
+        return {}
+    today = [
+        and_(Edition.list_id == nl.id, Edition.edition_date == local_date(nl.timezone, now))
+        for nl in lists
+    ]
+    editions = session.scalars(
+        select(Edition).where(Edition.frequency == Frequency.DAILY, or_(*today))
+    )
+    return {edition.list_id: edition for edition in editions}
 
 
 def upcoming_editions(session: Session, limit: int = 10) -> list[Edition]:
@@ -115,11 +135,13 @@ def dashboard(request: Request) -> HTMLResponse:
         ]
         return admin_page(
             request, "dashboard.html", lists=lists, rates=rates,
+            today=todays_editions(session, [row.newsletter_list for row in lists], now=moment),
             complaint_limit=stats.GMAIL_COMPLAINT_LIMIT,
             refusals=stats.sender_refusals(session, now=moment),
             blocked=stats.blocked_count(session),
             upcoming=upcoming_editions(session), sends=recent_sends(session, now=moment),
-            feeds=troubled_feeds(session), local_time=local_time,
+            feeds=troubled_feeds(session), local_time=local_time, clock_time=clock_time,
+            now=moment,
         )  # fmt: skip
 
 

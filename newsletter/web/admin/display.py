@@ -23,6 +23,16 @@ def local_time(moment: datetime | None, timezone: str) -> str:
     return f"{local:%a %d %b %Y %H:%M} {local.tzname()}"
 
 
+def clock_time(moment: datetime | None, timezone: str, now: datetime) -> str:
+    """``08:00 BST`` for a moment of today on the list's clock; another day's in full."""
+    if moment is None:
+        return "—"
+    local = moment.astimezone(zone(timezone))
+    if local.date() != now.astimezone(zone(timezone)).date():
+        return local_time(moment, timezone)
+    return f"{local:%H:%M} {local.tzname()}"
+
+
 @dataclass(frozen=True)
 class Pager:
     """One page of a table of ``total`` rows, and the links to its neighbours."""
