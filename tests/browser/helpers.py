@@ -1,4 +1,5 @@
-"""Steps the browser tests share: make a list, wait for an email, read links out of it."""
+"""Steps the browser tests share: make a list, wait for an email, read links out of it,
+sign an editor in."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from playwright.sync_api import Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from newsletter.editors.service import create_editor
 from newsletter.lists.service import ListSpec, create_list
 from newsletter.models import (
     Frequency,
@@ -102,3 +105,19 @@ def stored(session: Session, email: str, list_id: int) -> Stored:
         return Stored(row.status, row.frequency, row.paused_at is not None)
     finally:
         session.rollback()
+
+
+EDITOR_PASSWORD = "a long editor passphrase"
+
+
+def sign_in(page: Page, served_at: str, session: Session) -> str:
+    """A new editor, signed in through the login form and on the dashboard; their address."""
+    email = unique_address("editor")
+    create_editor(session, email, EDITOR_PASSWORD, name="Test Editor")
+    session.commit()
+    page.goto(f"{served_at}/admin/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(EDITOR_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Dashboard")
+    return email

@@ -1,5 +1,6 @@
-"""The reader pages on a phone (375 px) and a desktop (1280 px): no sideways scrolling, a
-screenshot of each, and the basics of accessibility (labels, ``<html lang>``, one ``<h1>``).
+"""The reader pages on a phone (375 px) and a desktop (1280 px), and the admin's dashboard
+and edition page on a phone: no sideways scrolling, a screenshot of each, and the basics of
+accessibility (labels, ``<html lang>``, one ``<h1>``).
 
 Screenshots go under the test's tmp dir, and also to ``NEWSLETTER_SCREENSHOT_DIR`` if set.
 """
@@ -18,6 +19,12 @@ from playwright.sync_api import Browser, Page, expect
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
+from newsletter.delivery.fanout import pending_batches
+from newsletter.delivery.transports import MemoryTransport
+from newsletter.editions.lifecycle import start_sending
+from newsletter.editions.sending import run_batch
+from newsletter.editions.service import todays_edition
+from newsletter.models import EditionStatus, Feed
 from newsletter.subscriptions.service import Signup, subscribe
 from newsletter.subscriptions.tokens import (
     PREFERENCES,
@@ -25,7 +32,9 @@ from newsletter.subscriptions.tokens import (
     make_confirm_token,
     make_token,
 )
-from tests.browser.helpers import make_list
+from tests.browser.helpers import make_list, sign_in, unique_address
+from tests.factories import edition_with_readers
+from tests.moments import TEST_NOW
 from tests.services import LiveServer
 
 WIDTHS = {"phone": 375, "desktop": 1280}
@@ -193,3 +202,52 @@ def test_long_address_fits_a_phone(
     expect(page.get_by_text(LONG_ADDRESS)).to_be_visible()
     save_screenshot(page, tmp_path, f"{name}-long-address-375")
     check_layout(page, WIDTHS["phone"])
+
+
+# A feed URL as long as real ones get, with no place to break.
+LONG_FEED_URL = "https://feeds.example.com/" + "news-and-analysis-" * 6 + "rss.xml"
+
+
+def admin_pages(session: Session, settings: Settings) -> dict[str, str]:
+    """The admin at its widest: a list whose edition went out (progress, what came back), a
+    draft with every button and form, a failing feed with a long address and error; returns
+    the pages' paths."""
+    moment = TEST_NOW  # the posts' window and the lists' 07:00 editions are known then
+    sent = edition_with_readers(
+        session, make_list(session, name="The Morning Brief, Weekday Edition"),
+        [unique_address() for _ in range(3)], now=moment, settings=settings,
+    )  # fmt: skip
+    start_sending(session, sent.id, now=moment)
+    session.commit()
+    for batch in pending_batches(session, sent.id, batch_size=50):
+        run_batch(session, batch, MemoryTransport(), settings, clock=lambda: moment)
+    evening = make_list(session, slug="evening", name="The Evening Long Read, Weekend Edition")
+    draft = todays_edition(session, evening, now=moment, settings=settings).edition
+    draft.status = EditionStatus.DRAFT
+    session.add(
+        Feed(url=LONG_FEED_URL, consecutive_errors=7, last_error="HTTP 503 " + "upstream " * 12)
+    )
+    session.commit()
+    return {
+        "dashboard": "/admin",
+        "edition-sent": f"/admin/editions/{sent.id}",
+        "edition-draft": f"/admin/editions/{draft.id}",
+    }
+
+
+@pytest.mark.parametrize("name", ["dashboard", "edition-sent", "edition-draft"])
+def test_admin_page_fits_a_phone(
+    name: str,
+    open_at: Callable[[int], Page],
+    live_server: LiveServer,
+    session: Session,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    paths = admin_pages(session, settings)
+    page = open_at(WIDTHS["phone"])
+    sign_in(page, live_server.url, session)
+    page.goto(live_server.url + paths[name])
+    save_screenshot(page, tmp_path, f"admin-{name}-375")
+    check_layout(page, WIDTHS["phone"])
+    check_accessibility(page)
