@@ -7,6 +7,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
@@ -21,6 +22,9 @@ from newsletter.models import (
     Subscription,
     SubscriptionStatus,
 )
+from newsletter.posts.ingest import upsert_posts
+from newsletter.subscriptions.service import Signup, import_subscribers
+from tests.factories import post
 from tests.smtp_server import Received, RecordingHandler
 
 # NEWSLETTER_BASE_URL in tests (tests/conftest.py): links in emails start with it.
@@ -41,6 +45,28 @@ def make_list(
             description="The day's news before breakfast.",
         ),
     )
+    session.commit()
+    return nl
+
+
+def end_of_day_list(
+    session: Session, *, slug: str, name: str, titles: list[str], readers: list[str]
+) -> NewsletterList:
+    """A list whose time is the end of the day (so today's edition is a draft, whenever the
+    test runs), a post of each title from the last hour, and its readers."""
+    nl = create_list(
+        session,
+        ListSpec(
+            slug=slug, name=name, from_address=f"{slug}@shortlysts.example.com",
+            from_name="Shortlysts", schedule="59 23 * * *", timezone="UTC",
+        ),
+    )  # fmt: skip
+    moment = datetime.now(UTC)
+    upsert_posts(
+        session,
+        [post(i, moment - timedelta(minutes=10 + i), title=t) for i, t in enumerate(titles)],
+    )
+    import_subscribers(session, nl, [Signup(r) for r in readers], now=moment, source="test")
     session.commit()
     return nl
 

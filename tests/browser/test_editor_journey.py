@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import UTC, datetime, timedelta
 
 from playwright.sync_api import Page, expect
 from sqlalchemy.orm import Session
 
 from newsletter.editors.service import create_editor
-from newsletter.lists.service import ListSpec, create_list
-from newsletter.posts.ingest import upsert_posts
-from newsletter.subscriptions.service import Signup, import_subscribers
-from tests.browser.helpers import MAIL_TIMEOUT_S, text_part, unique_address, wait_for_mail
-from tests.factories import post
+from tests.browser.helpers import (
+    MAIL_TIMEOUT_S,
+    end_of_day_list,
+    text_part,
+    unique_address,
+    wait_for_mail,
+)
 from tests.services import LiveServer
 from tests.smtp_server import Received, RecordingHandler
 
@@ -26,21 +27,9 @@ REMOVED = TITLES[1]
 
 
 def _morning(session: Session, readers: list[str], editor_email: str) -> None:
-    """A list whose time is the end of the day (so today's edition is a draft, whenever the
-    test runs), three posts from the last hour, its readers and an editor."""
-    nl = create_list(
-        session,
-        ListSpec(
-            slug="journey", name="Journey Daily", from_address="journey@shortlysts.example.com",
-            from_name="Shortlysts", schedule="59 23 * * *", timezone="UTC",
-        ),
-    )  # fmt: skip
-    moment = datetime.now(UTC)
-    upsert_posts(
-        session,
-        [post(i, moment - timedelta(minutes=10 + i), title=t) for i, t in enumerate(TITLES)],
-    )
-    import_subscribers(session, nl, [Signup(r) for r in readers], now=moment, source="test")
+    """A list whose edition today is a draft, three posts from the last hour, its readers
+    and an editor."""
+    end_of_day_list(session, slug="journey", name="Journey Daily", titles=TITLES, readers=readers)
     create_editor(session, editor_email, EDITOR_PASSWORD, name="Morning Editor")
     session.commit()
 

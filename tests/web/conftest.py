@@ -1,5 +1,6 @@
 """The reader web app in-process: a fresh app per test (so rate limits start at zero), a
-notifier that records instead of mailing, and helpers to look at what reached the database."""
+notifier that records instead of mailing, a transport that refuses one reader, and helpers
+to look at what reached the database."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from sqlalchemy.orm import Session
 
 from newsletter.clock import FrozenClock
 from newsletter.config import Settings
+from newsletter.delivery.errors import PermanentFailure
 from newsletter.delivery.fanout import BatchRange
+from newsletter.delivery.transports import MemoryTransport
 from newsletter.editors.service import create_editor, create_token
 from newsletter.lists.service import ListSpec, create_list
 from newsletter.models import ConsentEvent, Editor, NewsletterList, Subscriber, Subscription
@@ -56,6 +59,19 @@ class RecordingHandoff:
 
     def deliver(self, batch: BatchRange, *, countdown: float = 0, retries: int = 0) -> None:
         self.batches.append(batch)
+
+
+class RefusingTransport(MemoryTransport):
+    """Accepts every message except those to ``refused``, which get a 550."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__()
+        self.refused = refused
+
+    def send(self, sender: str, recipient: str, message: bytes) -> None:
+        if recipient == self.refused:
+            raise PermanentFailure("550 5.1.1 mailbox unknown", code=550)
+        super().send(sender, recipient, message)
 
 
 # The same recorder, by the name of what a test looks at.

@@ -12,9 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
-from newsletter.delivery.errors import PermanentFailure
 from newsletter.delivery.fanout import pending_batches
-from newsletter.delivery.transports import MemoryTransport
 from newsletter.editions.lifecycle import start_sending
 from newsletter.editions.sending import run_batch
 from newsletter.inbound import intake
@@ -29,7 +27,7 @@ from newsletter.subscriptions.tokens import (
 from tests.factories import edition_with_readers, key_of
 from tests.moments import TEST_NOW
 from tests.returns import complaint, hard_bounce, sender_refusal, sent_edition
-from tests.web.conftest import AppFactory, RecordingNotifier
+from tests.web.conftest import AppFactory, RecordingNotifier, RefusingTransport
 
 SECURITY_HEADERS = {
     "referrer-policy": "no-referrer",
@@ -50,19 +48,6 @@ def samples(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]],
 
 def metric(client: TestClient, name: str, **labels: str) -> float:
     return samples(client)[(name, tuple(sorted(labels.items())))]
-
-
-class RefusingTransport(MemoryTransport):
-    """Accepts every message except those to ``refused``, which get a 550."""
-
-    def __init__(self, refused: str) -> None:
-        super().__init__()
-        self.refused = refused
-
-    def send(self, sender: str, recipient: str, message: bytes) -> None:
-        if recipient == self.refused:
-            raise PermanentFailure("550 5.1.1 mailbox unknown", code=550)
-        super().send(sender, recipient, message)
 
 
 def test_healthz_reports_the_database(client: TestClient) -> None:

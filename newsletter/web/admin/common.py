@@ -20,6 +20,18 @@ def admin_page(
 ) -> HTMLResponse:
     """Render ``templates/web/admin/<template>`` with the editor, CSRF token and flash."""
     flash = request.session.pop("flash", None)
+    return _admin_html(request, template, status_code=status_code, flash=flash, **context)
+
+
+def admin_part(request: Request, template: str, **context: Any) -> HTMLResponse:
+    """Render parts of a page for its script to fetch, as :func:`admin_page` does, but leave
+    the flash in the session for the page it was meant for."""
+    return _admin_html(request, template, status_code=200, flash=None, **context)
+
+
+def _admin_html(
+    request: Request, template: str, *, status_code: int, flash: str | None, **context: Any
+) -> HTMLResponse:
     response = render(
         request, f"admin/{template}", status_code=status_code,
         editor=getattr(request.state, "editor", None), csrf=csrf_token(request),

@@ -13,7 +13,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -35,7 +35,7 @@ from newsletter.models import (
 from newsletter.rendering.digest import GMAIL_CLIP_BYTES
 from newsletter.rendering.placeholders import Markers
 from newsletter.rendering.render import sent_size
-from newsletter.web.admin.common import admin_page, back
+from newsletter.web.admin.common import admin_page, admin_part, back
 from newsletter.web.admin.display import local_time, not_found
 from newsletter.web.context import hand_over_send, now, web
 
@@ -96,6 +96,35 @@ def _schedule_value(edition: Edition, moment: datetime) -> str:
     return f"{at.astimezone(zone(edition.newsletter_list.timezone)):%Y-%m-%dT%H:%M}"
 
 
+def _stored_form(edition: Edition, moment: datetime) -> dict[str, str]:
+    """The forms' starting values: what the edition holds."""
+    return {
+        "intro": edition.intro,
+        "subject": edition.subject_override,
+        "preheader": edition.preheader_override,
+        "at": _schedule_value(edition, moment),
+    }
+
+
+def _state(session: Session, edition: Edition, moment: datetime) -> dict[str, Any]:
+    """What the page's controls depend on: its status, and the numbers that go with it.
+
+    The page's script swaps these parts in (``/controls``) when a send moves the edition on,
+    so a page open through a send always offers what the edition can do now."""
+    editable = edition.status in EDITABLE_STATUSES
+    shows_progress = edition.status in LIVE or edition.send_started_at is not None
+    return {
+        "edition": edition, "nl": edition.newsletter_list, "items": ordered_items(edition),
+        "status": edition.status.value, "live": edition.status in LIVE, "editable": editable,
+        "progress": progress(session, edition.id, now=moment) if shows_progress else None,
+        "outcomes": edition_outcomes(session, edition.id) if edition.send_started_at else None,
+        "overridden": lifecycle.OVERRIDDEN,
+        # Who a send would reach matters only while it can still be sent.
+        "readers": audience_size(session, edition) if editable else None,
+        "local_time": local_time,
+    }  # fmt: skip
+
+
 def _edition_page(
     request: Request,
     edition_id: int,
@@ -111,28 +140,14 @@ def _edition_page(
         edition = session.get(Edition, edition_id)
         if edition is None:
             return not_found(request, f"There is no edition {edition_id}.")
-        nl = edition.newsletter_list
-        form = {
-            "intro": edition.intro,
-            "subject": edition.subject_override,
-            "preheader": edition.preheader_override,
-            "at": _schedule_value(edition, moment),
-            **(typed or {}),
-        }
+        form = {**_stored_form(edition, moment), **(typed or {})}
         html_bytes = sent_size(edition.html)
-        shows_progress = edition.status in LIVE or edition.send_started_at is not None
         return admin_page(
-            request, "edition.html", status_code=status_code, error=error, edition=edition,
-            nl=nl, items=ordered_items(edition), form=form,
-            status=edition.status.value, live=edition.status in LIVE,
-            editable=edition.status in EDITABLE_STATUSES,
-            progress=progress(session, edition.id, now=moment) if shows_progress else None,
-            outcomes=edition_outcomes(session, edition.id) if edition.send_started_at else None,
-            overridden=lifecycle.OVERRIDDEN,
-            readers=audience_size(session, edition), html_bytes=html_bytes,
-            clip_bytes=GMAIL_CLIP_BYTES, clipped=html_bytes > GMAIL_CLIP_BYTES,
+            request, "edition.html", status_code=status_code, error=error, form=form,
+            html_bytes=html_bytes, clip_bytes=GMAIL_CLIP_BYTES,
+            clipped=html_bytes > GMAIL_CLIP_BYTES,
             text=as_sample_reader(edition.text, settings.base_url, edition.marker_key),
-            local_time=local_time,
+            **_state(session, edition, moment),
         )  # fmt: skip
 
 
@@ -165,6 +180,28 @@ def _act(
 @router.get("/{edition_id}", response_class=HTMLResponse, summary="An edition: preview and send")
 def edition_page(request: Request, edition_id: EditionId) -> HTMLResponse:
     return _edition_page(request, edition_id)
+
+
+@router.get(
+    "/{edition_id}/controls",
+    response_class=HTMLResponse,
+    summary="The parts of the edition page that follow its status",
+    description=(
+        "Its facts, buttons, posts and forms as they are now: the page's script swaps them in "
+        "when the live progress says the edition's status changed. Leaves the flash message "
+        "for the page it was meant for."
+    ),
+)
+def controls(request: Request, edition_id: EditionId) -> HTMLResponse:
+    moment = now(request)
+    with session_scope(web(request).settings.database_url) as session:
+        edition = session.get(Edition, edition_id)
+        if edition is None:
+            return not_found(request, f"There is no edition {edition_id}.")
+        return admin_part(
+            request, "edition_controls.html", form=_stored_form(edition, moment),
+            **_state(session, edition, moment),
+        )  # fmt: skip
 
 
 @router.get(
