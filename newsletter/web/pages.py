@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Path, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from sqlalchemy import select
 
 from newsletter.db import session_scope
@@ -48,6 +54,12 @@ CHECK_INBOX = (
     "If this address can be subscribed, we have sent it an email with a confirmation link.",
     "Follow that link to start your subscription. Nothing is sent until you do.",
 )
+
+
+# The preferences page after a form that redirects to it: ?done=<key> picks the sentence
+# (only these, so a link cannot make the page say anything else).
+UNSUBSCRIBED_ALL = "unsubscribed-all"
+DONE = {UNSUBSCRIBED_ALL: "You are unsubscribed from every list."}
 
 
 def _bad_link(request: Request, error: InvalidToken) -> HTMLResponse:
@@ -281,12 +293,18 @@ def _preferences_page(
 
 
 @router.get("/preferences/{token}", response_class=HTMLResponse, summary="Preferences page")
-def preferences_page(request: Request, token: Token) -> HTMLResponse:
+def preferences_page(
+    request: Request,
+    token: Token,
+    done: Annotated[
+        str, Query(max_length=40, description="What the form before did (a 303 says so).")
+    ] = "",
+) -> HTMLResponse:
     try:
         reader = _reader_token(request, PREFERENCES, token)
     except InvalidToken as error:
         return _bad_link(request, error)
-    return _preferences_page(request, token, reader)
+    return _preferences_page(request, token, reader, notice=DONE.get(done, ""))
 
 
 @router.post("/preferences/{token}", response_class=HTMLResponse, summary="Save preferences")
@@ -323,8 +341,9 @@ def save_preferences(
 @router.post(
     "/preferences/{token}/unsubscribe-all", response_class=HTMLResponse,
     summary="Unsubscribe from every list",
+    description="Then 303 to the preferences page, which says so.",
 )  # fmt: skip
-def unsubscribe_everything(request: Request, token: Token) -> HTMLResponse:
+def unsubscribe_everything(request: Request, token: Token) -> Response:
     try:
         reader = _reader_token(request, PREFERENCES, token)
     except InvalidToken as error:
@@ -333,7 +352,9 @@ def unsubscribe_everything(request: Request, token: Token) -> HTMLResponse:
         readers.unsubscribe_all(
             session, reader.subscriber_id, client=client(request, "preferences"), now=now(request)
         )
-    return _preferences_page(request, token, reader, notice="You are unsubscribed from every list.")
+    # See the result on a page of its own, so the address is not this POST's and a reload
+    # or Back does not send it again.
+    return RedirectResponse(f"/preferences/{token}?done={UNSUBSCRIBED_ALL}", status_code=303)
 
 
 @router.get("/preferences/{token}/data.json", summary="Download my data (JSON)")

@@ -17,6 +17,7 @@ from newsletter.delivery.prepared import PreparedEdition, Recipient
 from newsletter.models import Frequency, SubscriptionStatus
 from newsletter.rendering.placeholders import Markers
 from newsletter.subscriptions.service import Signup, find_subscriber, subscribe
+from newsletter.subscriptions.tokens import PREFERENCES, make_token
 from tests.browser.helpers import (
     BASE_URL,
     link,
@@ -188,3 +189,34 @@ def test_one_click_unsubscribe_as_a_mailbox_provider_sends_it(
         )
         assert again.status_code == 200
         assert stored(session, address, nl.id).status == SubscriptionStatus.UNSUBSCRIBED
+
+
+def test_unsubscribe_from_everything_ends_on_the_preferences_page(
+    page: Page, live_server: LiveServer, session: Session, settings: Settings
+) -> None:
+    """The button's POST answers with a redirect: the address bar shows the preferences page
+    again (a reload or a bookmark is a GET), which says what happened."""
+    lists = [make_list(session), make_list(session, slug="weekend", name="Weekend Long Reads")]
+    address = unique_address()
+    for nl in lists:
+        subscription, _ = subscribe(
+            session, nl, Signup(address), now=datetime.now(UTC), confirmed=True, source="test"
+        )
+    session.commit()
+    token = make_token(
+        settings.secret_key, PREFERENCES, subscription.subscriber_id, lists[0].id,
+        key_of(subscription.subscriber_id),
+    )  # fmt: skip
+    preferences_url = f"{live_server.url}/preferences/{token}"
+    page.goto(preferences_url)
+    expect(page.get_by_label("Weekend Long Reads")).to_be_checked()
+
+    page.get_by_role("button", name="Unsubscribe from everything").click()
+
+    expect(page.get_by_role("status")).to_have_text("You are unsubscribed from every list.")
+    assert page.url == f"{preferences_url}?done=unsubscribed-all"
+    expect(page.get_by_label("Morning Brief")).not_to_be_checked()
+    expect(page.get_by_label("Weekend Long Reads")).not_to_be_checked()
+    assert {stored(session, address, nl.id).status for nl in lists} == {
+        SubscriptionStatus.UNSUBSCRIBED
+    }

@@ -201,6 +201,25 @@ def test_unsubscribe_from_everything(
     assert consent_actions(session).count(ConsentAction.UNSUBSCRIBE) == 2
 
 
+def test_unsubscribe_from_everything_lands_on_a_page_of_its_own(
+    client: TestClient, reader: str
+) -> None:
+    """Post, then redirect: the address bar is not the POST's, so a reload sends nothing."""
+    response = client.post(f"{reader}/unsubscribe-all", follow_redirects=False)
+
+    assert response.status_code == 303
+    assert response.headers["location"] == f"{reader}?done=unsubscribed-all"
+
+
+def test_the_preferences_page_says_only_what_it_knows_a_form_did(
+    client: TestClient, reader: str
+) -> None:
+    page = client.get(f"{reader}?done=You+won+a+prize").text
+
+    assert "prize" not in visible_text(page)
+    assert 'role="status"' not in page
+
+
 def test_download_my_data(client: TestClient, reader: str) -> None:
     response = client.get(f"{reader}/data.json")
 
