@@ -12,6 +12,11 @@ from newsletter.delivery.headers import HEADERS
 from newsletter.text import check_header_block, header_text
 
 
+# Bodies are encoded quoted-printable at RFC 2045's 76 columns (the SMTP policy's 78 is the
+# header limit); headers are written by delivery/headers.py.
+_BODIES = SMTP.clone(max_line_length=76)
+
+
 class DotSafe(bytes):
     """A message none of whose lines starts with ".": SMTP can send it without dot-stuffing.
 
@@ -37,7 +42,7 @@ def build_message(
     Every header value passes :func:`~newsletter.text.header_text` and the generated header
     block is checked to hold exactly the headers set: content cannot add one.
     """
-    message = EmailMessage(policy=SMTP)
+    message = EmailMessage(policy=_BODIES)
     message["From"] = Address(display_name=header_text(from_name), addr_spec=from_address)
     message["To"] = header_line(to)
     message["Subject"] = header_line(subject)

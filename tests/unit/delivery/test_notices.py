@@ -89,3 +89,9 @@ def test_a_notice_in_another_script_has_short_encoded_words_on_folded_lines(
     in_another_script: bytes,
 ) -> None:
     assert_well_folded(in_another_script)
+
+
+def test_a_notice_body_keeps_to_76_columns(in_another_script: bytes) -> None:
+    body = in_another_script.split(b"\r\n\r\n", 1)[1]
+
+    assert max(len(line) for line in body.split(b"\r\n")) <= 76  # RFC 2045, quoted-printable
