@@ -21,7 +21,7 @@ from newsletter.lists.service import ListSpec, create_list
 from newsletter.models import NewsletterList
 from tests.moments import TEST_NOW
 
-pytest_plugins = ["tests.services"]
+pytest_plugins = ["tests.services", "tests.sent_messages"]
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SEED_POST = FIXTURES / "seed-post.txt"  # a copy of ../shared/fixtures/seed-post.txt

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import email
 import email.policy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 
+import pytest
 from sqlalchemy.orm import Session
 
 from newsletter.cli.demo import DEMO_LIST, DEMO_READERS
-from newsletter.config import Settings
+from newsletter.config import Settings, get_settings
+from newsletter.db import Base, get_engine, session_factory
 from newsletter.delivery import notices
 from newsletter.delivery.prepared import Recipient, prepare_edition
 from newsletter.editions.build import build_edition
@@ -35,6 +37,7 @@ from newsletter.posts.sample import sample_posts
 from newsletter.resources import resource_path
 from newsletter.subscriptions.service import find_subscriber, import_subscribers
 from tests.mjml_reference import mjml_compiled
+from tests.moments import TEST_NOW
 from tests.stress_edition import stress_edition
 
 NoticeBuilder = Callable[..., notices.Notice | None]
@@ -131,3 +134,17 @@ def sent_messages(session: Session, *, now: datetime, settings: Settings) -> lis
     messages += [_notice(name, reader, nl, session, settings, now) for name in sorted(NOTICES)]
     assert tuple(m.name for m in messages) == MESSAGES
     return messages
+
+
+@pytest.fixture(scope="module")
+def sent(database_url: str) -> Iterator[dict[str, SentMessage]]:
+    """Each message by name, built once per test module; every table is emptied afterwards."""
+    get_settings.cache_clear()
+    try:
+        with session_factory(database_url)() as session:
+            messages = sent_messages(session, now=TEST_NOW, settings=get_settings())
+        yield {message.name: message for message in messages}
+    finally:
+        with get_engine(database_url).begin() as connection:
+            for table in reversed(Base.metadata.sorted_tables):
+                connection.execute(table.delete())

@@ -18,13 +18,9 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, Route
-from sqlalchemy.orm import Session
 
-from newsletter.config import get_settings
-from newsletter.db import Base, get_engine, session_factory
 from tests.browser.test_responsive import OVERFLOWING
-from tests.moments import TEST_NOW
-from tests.sent_messages import MESSAGES, sent_messages
+from tests.sent_messages import MESSAGES, SentMessage
 
 WIDTHS = (375, 640)
 
@@ -100,20 +96,9 @@ IMAGE = _png(1200, 630)
 
 
 @pytest.fixture(scope="module")
-def messages(database_url: str) -> Iterator[dict[str, str]]:
-    """Each message's HTML as sent, built once for the module; the tables are emptied after,
-    as the ``session`` fixture does."""
-    get_settings.cache_clear()
-    session: Session = session_factory(database_url)()
-    try:
-        built = sent_messages(session, now=TEST_NOW, settings=get_settings())
-        yield {message.name: message.html for message in built}
-    finally:
-        session.rollback()
-        session.close()
-        with get_engine(database_url).begin() as connection:
-            for table in reversed(Base.metadata.sorted_tables):
-                connection.execute(table.delete())
+def messages(sent: dict[str, SentMessage]) -> dict[str, str]:
+    """Each message's HTML as sent."""
+    return {name: message.html for name, message in sent.items()}
 
 
 def _open(page: Page, html: str, *, images: bool) -> None:
