@@ -1,8 +1,9 @@
-"""Local services for the quick start: an embedded Redis and a Celery worker process.
+"""Local services for the quick start: an embedded Redis and a Celery worker process, and
+the command line every worker and beat of this project runs with.
 
-Production runs Redis and ``celery -A workers worker`` as services; on a laptop with
-``NEWSLETTER_REDIS_URL`` unset, commands that need the queue start both here for as long
-as they run.
+Production runs Redis, ``newsletter worker`` and ``newsletter beat`` as services; on a
+laptop with ``NEWSLETTER_REDIS_URL`` unset, commands that need the queue start Redis and a
+worker here for as long as they run.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import redis
 
@@ -82,19 +84,48 @@ def embedded_redis(workdir: Path) -> Iterator[str]:
         process.wait(timeout=10)
 
 
+# Where beat keeps when each task last ran: under var/ with the rest of what the app writes
+# in its directory (ignored by git), rather than celerybeat-schedule.* in the checkout.
+BEAT_SCHEDULE_FILE = str(Path("var", "celerybeat-schedule"))
+
+
+def worker_concurrency(database_url: str) -> int:
+    """How many processes a worker runs unless told otherwise: two per CPU, as a batch spends
+    most of its time waiting for its SMTP server (docs/sending.md measured four on two
+    cores); two on SQLite, which lets one process write at a time."""
+    if database_url.startswith("sqlite"):
+        return 2
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return 2 * (cpus or 1)
+
+
+def celery_command(
+    program: Literal["worker", "beat"], *, loglevel: str = "INFO", concurrency: int | None = None,
+    queues: str | None = None, logfile: Path | None = None, extra: Sequence[str] = (),
+) -> list[str]:  # fmt: skip
+    """``celery -A workers worker`` (or ``beat``) as this project runs it; ``extra`` goes to
+    Celery as is. Workers leave out gossip, mingle and heartbeats, which nothing here uses
+    and which cost every worker broker traffic; they still answer the broadcast that
+    ``digest send`` looks for workers with."""
+    command = [sys.executable, "-m", "celery", "-A", "workers", program, f"--loglevel={loglevel}"]
+    if logfile is not None:
+        command.append(f"--logfile={logfile}")
+    if program == "worker":
+        command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+        if concurrency is not None:
+            command.append(f"--concurrency={concurrency}")
+        if queues:
+            command.append(f"--queues={queues}")
+    return [*command, *extra]
+
+
 @contextmanager
 def celery_worker(
     env: dict[str, str], logfile: Path, *, concurrency: int = 2, queue: str | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``celery -A workers worker`` as a child process with ``env`` added to ours."""
     logfile.parent.mkdir(parents=True, exist_ok=True)
-    command = [
-        sys.executable, "-m", "celery", "-A", "workers", "worker",
-        "--loglevel=INFO", f"--concurrency={concurrency}", f"--logfile={logfile}",
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
-    ]  # fmt: skip
-    if queue:
-        command.append(f"--queues={queue}")
+    command = celery_command("worker", concurrency=concurrency, queues=queue, logfile=logfile)
     # Output goes to the log file too: a pipe nobody reads would block the worker when full.
     with logfile.open("ab") as output:
         process = subprocess.Popen(

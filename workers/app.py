@@ -1,18 +1,32 @@
-"""The Celery application: ``celery -A workers worker`` and ``celery -A workers beat``."""
+"""The Celery application: ``newsletter worker`` and ``newsletter beat`` run it, as do
+``celery -A workers worker`` and ``celery -A workers beat``."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
+from celery.beat import PersistentScheduler
 from celery.schedules import crontab
 
 from newsletter.config import Settings, get_settings
 from newsletter.handoff import celery_config
+from newsletter.runtime import BEAT_SCHEDULE_FILE, worker_concurrency
 
 # Countdowns of retried batches stay well below this, or Redis would hand them out twice.
 VISIBILITY_TIMEOUT_S = 2 * 60 * 60
+
+
+class Schedule(PersistentScheduler):  # type: ignore[misc]  # Celery is untyped
+    """Celery's schedule file, in a var/ made when it is missing; a folder named by
+    ``--schedule`` must exist, so a mistyped path is an error rather than a new folder."""
+
+    def setup_schedule(self) -> None:
+        if self.schedule_filename == BEAT_SCHEDULE_FILE:
+            Path(BEAT_SCHEDULE_FILE).parent.mkdir(parents=True, exist_ok=True)
+        super().setup_schedule()
 
 
 def create_app() -> Celery:
@@ -29,9 +43,12 @@ def create_app() -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        worker_concurrency=worker_concurrency(settings.database_url),
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
         worker_hijack_root_logger=False,
         timezone="UTC",
+        beat_scheduler=f"{__name__}:Schedule",
+        beat_schedule_filename=BEAT_SCHEDULE_FILE,
         beat_schedule={
             "dispatch-due-editions": {
                 "task": "workers.tasks.dispatch_due_editions",
