@@ -22,11 +22,13 @@ import logging
 import queue
 import random
 import threading
+import warnings
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Literal, Protocol
 
 from celery import Celery
+from celery.exceptions import DuplicateNodenameWarning
 from kombu.exceptions import OperationalError
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -445,6 +447,37 @@ class CeleryHandoff:
 
     def send_notice(self, kind: NoticeKind, subscriber_id: int, list_ids: list[int]) -> None:
         self._send("send_notice", kind, subscriber_id, list_ids)
+
+    @property
+    def queue(self) -> str:
+        return str(self.app.conf.task_default_queue)
+
+    def consumers(self, waits: tuple[float, ...] = (0.5, 1.0)) -> list[str]:
+        """The workers consuming this hand-off's queue, by name: those that answer a
+        broadcast over the broker, asked once per wait (in seconds) until one does.
+
+        With Redis nothing else knows who consumes a queue. A worker answers between two
+        tasks of its own with ``--pool=solo``, at any time with the default prefork pool.
+        """
+        for wait in waits:
+            try:
+                with warnings.catch_warnings():
+                    # Workers sharing a name (two on one machine, no --hostname) answer as one:
+                    # one is all this asks for.
+                    warnings.simplefilter("ignore", DuplicateNodenameWarning)
+                    answers = self.app.control.inspect(timeout=wait).active_queues() or {}
+            except OperationalError as error:
+                raise BrokerUnavailable(
+                    f"cannot ask the broker for workers ({error}); "
+                    "is Redis running at NEWSLETTER_REDIS_URL?"
+                ) from error
+            names = sorted(
+                name for name, queues in answers.items()
+                if any(queue.get("name") == self.queue for queue in queues or ())
+            )  # fmt: skip
+            if names:
+                return names
+        return []
 
 
 # --- In process ------------------------------------------------------------------------------

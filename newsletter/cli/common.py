@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from rich.console import Console
@@ -69,41 +71,125 @@ class Queue:
 
     handoff: Handoff
     local_worker: bool  # started by this command, so it must wait for the work to finish
+    # The deployment's workers on the queue, asked over the broker (None: the worker is ours).
+    consumers: Callable[[], list[str]] | None = None
+    where: str = ""  # the queue and its broker, for messages
+
+
+# The option of every command that can follow a send, for when no worker consumes the queue.
+EMBEDDED_WORKER = Annotated[
+    bool,
+    typer.Option(
+        "--embedded-worker",
+        help="With no worker consuming the queue, send through a Celery worker run by this "
+        "command (it stops when the command ends).",
+    ),
+]
 
 
 @contextmanager
-def queue() -> Iterator[Queue]:
+def queue(
+    *, follow: bool = True, embedded_worker: bool = False, again: str | None = None
+) -> Iterator[Queue]:
     """Make the broker reachable for this command; yields the hand-off to its workers.
 
-    With NEWSLETTER_REDIS_URL set, tasks go to that Redis and the deployment's workers. Unset,
+    With NEWSLETTER_REDIS_URL set, tasks go to that Redis and the deployment's workers. A
+    command that follows its work (``follow``) first asks whether a worker consumes the
+    queue; if none answers, it runs one of its own when ``embedded_worker`` is set or the
+    person at the terminal agrees, and otherwise stops having queued nothing, saying how to
+    start one and then run ``again`` (the command that sends what is left). A command that
+    does not follow queues its work, and warns when no worker is there to take it. Unset,
     an embedded Redis and a Celery worker run under var/ for as long as this command does.
     """
     current = settings()
     if current.redis_url:
-        yield Queue(CeleryHandoff(current), local_worker=False)
+        handoff = CeleryHandoff(current)
+        where = f"queue '{handoff.queue}' on {without_password(current.redis_url)}"
+        if not follow:
+            yield Queue(handoff, local_worker=False, where=where)
+            if not handoff.consumers():
+                errors.print(
+                    f"[yellow]warning:[/] no worker is consuming {where} yet: what was queued "
+                    "waits for one (`newsletter worker`).",
+                    highlight=False,
+                )
+            return
+        if handoff.consumers():
+            yield Queue(handoff, local_worker=False, consumers=handoff.consumers, where=where)
+            return
+        if not (embedded_worker or _worker_wanted(where)):
+            then = (
+                f"then run `{again}`; or run `{again} --embedded-worker` to send through a "
+                "worker of its own."
+                if again
+                else "then run this again."
+            )
+            raise CommandError(
+                f"no worker is consuming {where}, so nothing was queued. Start one with "
+                f"`newsletter worker`, {then}"
+            )
+        with _own_worker(current, current.redis_url, f"a Celery worker for {where}"):
+            yield Queue(handoff, local_worker=True, where=where)
         return
-    from newsletter.runtime import celery_worker, embedded_redis
+    from newsletter.runtime import embedded_redis
 
-    var = Path("var")
-    with embedded_redis(var / "redis") as url:
+    with embedded_redis(Path("var") / "redis") as url:
         os.environ["NEWSLETTER_REDIS_URL"] = url
         get_settings.cache_clear()
         try:
-            env = {
-                "NEWSLETTER_REDIS_URL": url,
-                "NEWSLETTER_DATABASE_URL": current.database_url,
-                "NEWSLETTER_OUTBOX_DIR": str(current.outbox_dir),
-            }
-            console.print("[dim]Started an embedded Redis and a Celery worker (var/worker.log).[/]")
-            with celery_worker(env, var / "worker.log"):
+            with _own_worker(current, url, "an embedded Redis and a Celery worker"):
                 yield Queue(CeleryHandoff(settings()), local_worker=True)
         finally:
             os.environ.pop("NEWSLETTER_REDIS_URL", None)
             get_settings.cache_clear()
 
 
-def wait_for_edition(edition_id: int, *, timeout: float = 600) -> None:
-    """Follow a send with a progress bar until every delivery has a final state."""
+def _worker_wanted(where: str) -> bool:
+    """Ask the person at the terminal, if there is one, to send through a worker of ours."""
+    if not sys.stdin.isatty():
+        return False
+    errors.print(
+        f"No worker is consuming {where}: nothing would send this. Start one with "
+        "`newsletter worker` (in another terminal, or as a service).",
+        highlight=False,
+    )
+    return typer.confirm("Send through a worker run by this command instead?", default=True)
+
+
+@contextmanager
+def _own_worker(config: Settings, redis_url: str, what: str) -> Iterator[None]:
+    """A Celery worker on the settings' queue for as long as this command runs. What it has
+    not finished when it stops goes back to the queue, for the deployment's workers."""
+    from newsletter.runtime import celery_worker
+
+    env = {
+        "NEWSLETTER_REDIS_URL": redis_url,
+        "NEWSLETTER_DATABASE_URL": config.database_url,
+        "NEWSLETTER_OUTBOX_DIR": str(config.outbox_dir),
+    }
+    console.print(f"[dim]Started {what} (var/worker.log).[/]", highlight=False)
+    with celery_worker(env, Path("var") / "worker.log", queue=config.celery_queue):
+        yield
+
+
+def without_password(url: str) -> str:
+    """A URL fit to print: its password, if any, replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+# Nothing moved on the progress bar this long: ask whether a worker is still there.
+STALL_S = 5.0
+
+
+def wait_for_edition(
+    edition_id: int, *, timeout: float = 600, workers: Queue | None = None
+) -> None:
+    """Follow a send with a progress bar until every delivery has a final state; with the
+    deployment's ``workers``, stop and say so when none is left to do it."""
     deadline = time.monotonic() + timeout
     columns = (
         TextColumn("[bold]Sending edition {task.fields[edition]}"),
@@ -114,6 +200,7 @@ def wait_for_edition(edition_id: int, *, timeout: float = 600) -> None:
     )
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("send", total=None, edition=edition_id, sent=0, failed=0)
+        seen, moved_at = None, time.monotonic()
         while True:
             with session_scope() as session:
                 state = progress(session, edition_id, now=utcnow())
@@ -130,4 +217,15 @@ def wait_for_edition(edition_id: int, *, timeout: float = 600) -> None:
                     f"{timeout:.0f}s; is a worker running? "
                     f"(`newsletter digest status {edition_id}`)"
                 )
+            if (state.status, state.total, state.done) != seen:
+                seen, moved_at = (state.status, state.total, state.done), time.monotonic()
+            elif workers and workers.consumers and time.monotonic() - moved_at > STALL_S:
+                if not workers.consumers():
+                    raise CommandError(
+                        f"no worker is consuming {workers.where} any more; edition "
+                        f"{edition_id} stands at {state.sent} sent of {state.total or '?'}. "
+                        "What is queued goes out once a worker runs (`newsletter worker`); "
+                        f"`newsletter digest status {edition_id}` follows it."
+                    )
+                moved_at = time.monotonic()
             time.sleep(0.25)

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from newsletter.cli.common import (
+    EMBEDDED_WORKER,
     CommandError,
     console,
     print_json,
@@ -117,8 +118,13 @@ def preview(
 def send(
     edition_id: Annotated[int, typer.Argument(help="Edition ID.")],
     wait: Annotated[bool, typer.Option(help="Follow progress until done.")] = True,
+    embedded_worker: EMBEDDED_WORKER = False,
 ) -> None:
-    """Send an edition to every confirmed reader through the Celery queue (exactly once)."""
+    """Send an edition to every confirmed reader through the Celery queue (exactly once).
+
+    With NEWSLETTER_REDIS_URL set, a worker must consume the queue (`newsletter worker`):
+    with none, it asks (at a terminal) or stops, before anything is queued.
+    """
     with session_scope() as session:
         edition = _edition(session, edition_id)
         if edition.status == EditionStatus.SKIPPED:
@@ -128,16 +134,19 @@ def send(
             return status(edition_id)
         if edition.status == EditionStatus.SENDING:
             console.print(f"Edition {edition_id} is sending; queueing what remains of it.")
-    _enqueue(edition_id, wait=wait)
+    _enqueue(edition_id, wait=wait, embedded_worker=embedded_worker)
 
 
-def _enqueue(edition_id: int, *, wait: bool) -> None:
+def _enqueue(edition_id: int, *, wait: bool, embedded_worker: bool = False) -> None:
     """Hand a send to the workers after the commit; follow it when asked or run locally."""
-    with queue() as workers:
+    # With no worker nothing is queued; the database holds the send (a resumed or scheduled
+    # one included), and `digest send` queues whatever of it is left.
+    again = f"newsletter digest send {edition_id}"
+    with queue(follow=wait, embedded_worker=embedded_worker, again=again) as workers:
         workers.handoff.send_edition(edition_id)
         console.print(f"Queued edition {edition_id}.")
         if wait or workers.local_worker:
-            wait_for_edition(edition_id)
+            wait_for_edition(edition_id, workers=workers)
     status(edition_id)
 
 
@@ -252,7 +261,7 @@ def reconcile(
         f"editions to resume: {', '.join(map(str, resumed)) or 'none'}."
     )
     if resumed:
-        with queue() as workers:
+        with queue(follow=False) as workers:
             resume_reconciled(result, workers.handoff, config)
             if workers.local_worker:
                 for edition_id in resumed:
@@ -282,7 +291,7 @@ def retry_uncertain(edition_id: Annotated[int, typer.Argument(help="Edition ID."
         f"Queued {requeued.queued} uncertain deliveries of edition {edition_id} again "
         "(counted as possible duplicates)."
     )
-    with queue() as workers:
+    with queue(follow=False) as workers:
         enqueue_batches(edition_id, workers.handoff, settings())
         if workers.local_worker:
             wait_for_edition(edition_id)
@@ -332,6 +341,7 @@ def schedule(
         typer.Option(help='When, with its timezone: "2025-05-16T07:00:00+01:00", or "now".'),
     ],
     wait: Annotated[bool, typer.Option(help="Follow the send if it starts now.")] = True,
+    embedded_worker: EMBEDDED_WORKER = False,
 ) -> None:
     """Approve a draft (or move a scheduled edition) to go out at a time."""
     now = utcnow()
@@ -346,7 +356,7 @@ def schedule(
             "the dispatcher sends it then."
         )
         return
-    _enqueue(edition_id, wait=wait)
+    _enqueue(edition_id, wait=wait, embedded_worker=embedded_worker)
 
 
 def _parse_at(at: str, now: datetime) -> datetime:
@@ -382,12 +392,13 @@ def pause(edition_id: Annotated[int, typer.Argument(help="Edition ID.")]) -> Non
 def resume(
     edition_id: Annotated[int, typer.Argument(help="Edition ID.")],
     wait: Annotated[bool, typer.Option(help="Follow progress until done.")] = True,
+    embedded_worker: EMBEDDED_WORKER = False,
 ) -> None:
     """Carry on a paused send where it stopped; nobody already sent gets it twice."""
     with session_scope() as session:
         service.resume(session, service.get_edition(session, edition_id))
     console.print(f"Resumed edition {edition_id}.")
-    _enqueue(edition_id, wait=wait)
+    _enqueue(edition_id, wait=wait, embedded_worker=embedded_worker)
 
 
 @app.command()

@@ -4,13 +4,21 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli.common import console, queue, settings, utcnow, wait_for_edition
+from newsletter.cli.common import (
+    EMBEDDED_WORKER,
+    console,
+    queue,
+    settings,
+    utcnow,
+    wait_for_edition,
+)
 from newsletter.db import session_scope
 from newsletter.editions.dispatch import dispatch_due
 
 
 def dispatch(
     wait: Annotated[bool, typer.Option(help="Follow each send until done.")] = False,
+    embedded_worker: EMBEDDED_WORKER = False,
 ) -> None:
     """Build and send every list's due edition: the command for a system crontab.
 
@@ -21,10 +29,11 @@ def dispatch(
     if not ready:
         console.print("No edition is due.")
         return
-    with queue() as workers:
+    again = "newsletter dispatch --wait"  # they stay scheduled: a later dispatch sends them
+    with queue(follow=wait, embedded_worker=embedded_worker, again=again) as workers:
         for edition_id in ready:
             workers.handoff.send_edition(edition_id)
             console.print(f"Queued edition {edition_id}.")
         if wait or workers.local_worker:
             for edition_id in ready:
-                wait_for_edition(edition_id)
+                wait_for_edition(edition_id, workers=workers)
