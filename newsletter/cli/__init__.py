@@ -14,6 +14,7 @@ from newsletter.cli.demo import demo
 from newsletter.cli.dispatch import dispatch
 from newsletter.cli.failures import USER_ERRORS
 from newsletter.cli.serve import serve
+from newsletter.cli.worker import PASS_THROUGH, beat, worker
 
 __all__ = ["USER_ERRORS", "app", "main"]
 
@@ -35,6 +36,8 @@ app.add_typer(inbound.app, name="inbound")
 app.command()(dispatch)
 app.command()(demo)
 app.command()(serve)
+app.command(context_settings=PASS_THROUGH)(worker)
+app.command(context_settings=PASS_THROUGH)(beat)
 
 _debug = False
 
