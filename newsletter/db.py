@@ -6,7 +6,6 @@ command, a Celery task, a web request) opens it with :func:`session_scope`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -19,6 +18,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from newsletter.config import ConfigurationError
+from newsletter.text import without_password
 
 # Named constraints, so Alembic migrations are the same on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -61,7 +61,7 @@ def engine_url(url: str) -> URL:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
         raise ConfigurationError(
-            f"NEWSLETTER_DATABASE_URL {_without_password(url)!r} is not a database URL: "
+            f"NEWSLETTER_DATABASE_URL {without_password(url)!r} is not a database URL: "
             f"write it like {_EXAMPLES}."
         ) from None
     if parsed.drivername in _POSTGRESQL_ALIASES:
@@ -72,10 +72,6 @@ def engine_url(url: str) -> URL:
             f"but only SQLite and PostgreSQL are supported: write it like {_EXAMPLES}."
         )
     return parsed
-
-
-def _without_password(url: str) -> str:
-    return re.sub(r"(//[^/:@]*:)[^/@]*@", r"\1***@", url)
 
 
 def _create_own_folder(database: str | None) -> None:

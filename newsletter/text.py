@@ -117,3 +117,12 @@ def text_direction(text: str, default: str = "ltr") -> str:
         if kind in ("R", "AL"):
             return "rtl"
     return default
+
+
+_PASSWORD_IN_URL = re.compile(r"(//[^/:@]*:)[^/@]*@")
+
+
+def without_password(url: str) -> str:
+    """``url`` fit to print or log: a password in it replaced by ``***``. Works on URLs too
+    broken to parse, which are the ones error messages quote."""
+    return _PASSWORD_IN_URL.sub(r"\1***@", url)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from rich.console import Console
@@ -23,6 +22,7 @@ from newsletter.config import Settings, get_settings
 from newsletter.db import session_scope
 from newsletter.delivery.progress import progress
 from newsletter.handoff import CeleryHandoff, Handoff
+from newsletter.text import without_password
 
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
@@ -170,15 +170,6 @@ def _own_worker(config: Settings, redis_url: str, what: str) -> Iterator[None]:
     console.print(f"[dim]Started {what} (var/worker.log).[/]", highlight=False)
     with celery_worker(env, Path("var") / "worker.log", queue=config.celery_queue):
         yield
-
-
-def without_password(url: str) -> str:
-    """A URL fit to print: its password, if any, replaced by ***."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 # Nothing moved on the progress bar this long: ask whether a worker is still there.

@@ -10,9 +10,10 @@ from typing import Annotated, Any
 
 import typer
 
-from newsletter.cli.common import CommandError, console, settings, without_password
+from newsletter.cli.common import CommandError, console, settings
 from newsletter.config import Settings
 from newsletter.runtime import BEAT_SCHEDULE_FILE, celery_command, worker_concurrency
+from newsletter.text import without_password
 
 # Both commands hand whatever they do not know, and everything after `--`, to Celery.
 PASS_THROUGH: dict[str, Any] = {"allow_extra_args": True, "ignore_unknown_options": True}

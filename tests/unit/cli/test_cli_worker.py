@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from newsletter.cli.common import without_password
 from newsletter.config import get_settings
+from newsletter.text import without_password
 from tests.cli_runner import run
 
 
