@@ -11,7 +11,6 @@ from email.utils import format_datetime
 from newsletter.delivery.headers import HEADERS
 from newsletter.text import check_header_block, header_text
 
-
 # Bodies are encoded quoted-printable at RFC 2045's 76 columns (the SMTP policy's 78 is the
 # header limit); headers are written by delivery/headers.py.
 _BODIES = SMTP.clone(max_line_length=76)
