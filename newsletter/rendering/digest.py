@@ -101,7 +101,9 @@ def render_digest(
     (quoted-printable, :attr:`RenderedEmail.sent_bytes`).
 
     Returns the email and how many stories are shown in full; the rest become a compact
-    headline list. Binary search, since size grows with each story.
+    headline list. Size grows about linearly with each full story, so each try aims where
+    the line through the two nearest tries meets the budget (a bisection when that did not
+    halve the range): three or four renders where a plain binary search took six or seven.
     """
     if not stories:
         raise ValueError("a digest needs at least one story")
@@ -109,20 +111,28 @@ def render_digest(
     def attempt(full: int) -> RenderedEmail:
         return render_email("digest", context.template_context(stories[:full], stories[full:]))
 
-    best = attempt(len(stories))
-    if best.sent_bytes <= budget_bytes:
-        return best, len(stories)
-    low, high = 1, len(stories) - 1
+    over = attempt(len(stories))
+    if over.sent_bytes <= budget_bytes:
+        return over, len(stories)
     best, best_full = attempt(1), 1
     if best.sent_bytes > budget_bytes and context.story_detail in _LESS_DETAIL:
         # A single story with its sections is over: every story shows less instead.
         less = replace(context, story_detail=_LESS_DETAIL[context.story_detail])
         return render_digest(less, stories, budget_bytes=budget_bytes)
-    while low <= high:
-        middle = (low + high) // 2
-        candidate = attempt(middle)
-        if candidate.sent_bytes <= budget_bytes:
-            best, best_full, low = candidate, middle, middle + 1
+    # best_full fits (or is the least there is); high does not.
+    high, high_bytes, bisect = len(stories), over.sent_bytes, False
+    while high - best_full > 1:
+        span = high - best_full
+        if bisect:
+            guess = best_full + span // 2
         else:
-            high = middle - 1
+            share = (budget_bytes - best.sent_bytes) / (high_bytes - best.sent_bytes)
+            guess = best_full + int(span * share)
+        guess = min(max(guess, best_full + 1), high - 1)
+        candidate = attempt(guess)
+        if candidate.sent_bytes <= budget_bytes:
+            best, best_full = candidate, guess
+        else:
+            high, high_bytes = guess, candidate.sent_bytes
+        bisect = (high - best_full) * 2 > span
     return best, best_full

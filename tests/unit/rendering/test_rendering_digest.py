@@ -14,7 +14,7 @@ from newsletter.models import Post
 from newsletter.posts.schema import PostIn
 from newsletter.posts.sources import parse_feed
 from newsletter.rendering.digest import GMAIL_CLIP_BYTES, DigestContext, Story, render_digest
-from newsletter.rendering.render import RenderedEmail
+from newsletter.rendering.render import RenderedEmail, render_email
 from newsletter.resources import data_path
 
 BUDGET = 100_000
@@ -368,3 +368,20 @@ def test_the_html_keeps_its_doctype(ten: tuple[RenderedEmail, int]) -> None:
     """premailer drops it; without it clients lay the message out in quirks mode."""
     email, _ = ten
     assert email.html.startswith("<!doctype html>")
+
+
+@pytest.mark.parametrize("budget", [30_000, 45_000, 60_000])
+def test_the_most_full_stories_that_fit_are_shown(sample_stories: list[Story], budget: int) -> None:
+    stories = realistic(sample_stories, 12)
+    fitting = [
+        full
+        for full in range(1, len(stories) + 1)
+        if render_email(
+            "digest", CONTEXT.template_context(stories[:full], stories[full:])
+        ).sent_bytes
+        <= budget
+    ]
+
+    _, full = render_digest(CONTEXT, stories, budget_bytes=budget)
+
+    assert full == max(fitting)
