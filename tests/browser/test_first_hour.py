@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -24,8 +22,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from newsletter.runtime import free_port
+from tests.cli_runner import NEWSLETTER, newcomer_env
 
-NEWSLETTER = Path(sys.executable).with_name("newsletter")
 CLOCK_START = "2027-03-28T12:00:00Z"  # 08:00 in New York: both lists are due
 EDITOR, PASSWORD = "ed@example.com", "a long editor passphrase"
 READERS = ["ada@example.com", "grace@example.com"]
@@ -39,12 +37,9 @@ class Checkout:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-        self.env |= {
-            "NEWSLETTER_ENVIRONMENT": "development",
-            "NEWSLETTER_CLOCK_START": CLOCK_START,
-            "NEWSLETTER_ENV_FILE": str(directory / "no-such.env"),
-        }
+        self.env = newcomer_env(
+            directory, NEWSLETTER_ENVIRONMENT="development", NEWSLETTER_CLOCK_START=CLOCK_START
+        )
 
     def run(self, *args: str, stdin: str | None = None) -> str:
         done = subprocess.run(

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import mailbox
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 from newsletter.cli.demo import DEMO_READERS
+from tests.cli_runner import newcomer_env
 
 
 def test_demo_delivers_one_digest_per_sample_reader(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    env["NEWSLETTER_ENV_FILE"] = str(tmp_path / "none.env")
+    env = newcomer_env(tmp_path)
     result = subprocess.run(
         [sys.executable, "-m", "newsletter", "demo"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -17,9 +16,9 @@ from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
 from newsletter.models import Delivery, Edition, EditionStatus, NewsletterList
+from tests.cli_runner import NEWSLETTER
 from tests.factories import edition_with_readers
 
-NEWSLETTER = Path(sys.executable).with_name("newsletter")
 DEAD_POSTGRESQL = "postgresql+psycopg://postgres@127.0.0.1:1/x"
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 

@@ -4,7 +4,6 @@ the address served, in this command and in every command run after it from the s
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -15,8 +14,8 @@ import pytest
 from newsletter.cli.serve import links_in_use, served_url
 from newsletter.config import Settings
 from newsletter.runtime import free_port
+from tests.cli_runner import NEWSLETTER, newcomer_env
 
-NEWSLETTER = Path(sys.executable).with_name("newsletter")
 PRINT_BASE_URL = "from newsletter.config import get_settings; print(get_settings().base_url)"
 
 
@@ -62,12 +61,11 @@ def test_production_without_a_base_url_is_refused() -> None:
 @pytest.fixture
 def checkout(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """A fresh directory and the environment of a newcomer: development, no base URL."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    env |= {
-        "NEWSLETTER_ENVIRONMENT": "development",
-        "NEWSLETTER_DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'newsletter.db'}",
-        "NEWSLETTER_ENV_FILE": str(tmp_path / "no-such.env"),
-    }
+    env = newcomer_env(
+        tmp_path,
+        NEWSLETTER_ENVIRONMENT="development",
+        NEWSLETTER_DATABASE_URL=f"sqlite:///{tmp_path / 'var' / 'newsletter.db'}",
+    )
     return tmp_path, env
 
 
