@@ -112,10 +112,15 @@ class PreparedEdition:
         body = self.markers.fill(self.html, email=html.escape(recipient.email), **links)
         return text, body, unsubscribe_url
 
+    @cached_property
+    def _mailto(self) -> str:
+        """The edition's part of the ``mailto:`` in List-Unsubscribe, made once."""
+        mailbox = self.unsubscribe_mailbox or f"unsubscribe@{self.domain}"
+        return f"<mailto:{mailbox}?subject=unsubscribe%20"
+
     def _list_unsubscribe(self, unsubscribe_url: str) -> str:
         token = unsubscribe_url.rsplit("/", 1)[1]
-        mailbox = self.unsubscribe_mailbox or f"unsubscribe@{self.domain}"
-        return f"<{unsubscribe_url}>, <mailto:{mailbox}?subject=unsubscribe%20{token}>"
+        return f"<{unsubscribe_url}>, {self._mailto}{token}>"
 
     def _extra_headers(self) -> dict[str, str]:
         headers = {"Reply-To": self.reply_to} if self.reply_to else {}
