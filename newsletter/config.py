@@ -118,6 +118,12 @@ class Settings(BaseSettings):
     webhook_mailgun_signing_key: str
     webhook_postmark_credentials: str
     webhook_ses_certificate_hosts: str
+    click_machine_seconds: float
+    click_burst_seconds: float
+    click_burst_share: float
+    click_settle_seconds: float
+    click_retention_days: int
+    utm_source: str
 
     _base_url_origin: str = PrivateAttr(default="default")
 

@@ -32,6 +32,10 @@ from celery.exceptions import DuplicateNodenameWarning
 from kombu.exceptions import OperationalError
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from newsletter.analytics import flush as analytics_flush
+from newsletter.analytics import retention
+from newsletter.analytics.buffer import ClickBuffer, RedisClickBuffer
+from newsletter.analytics.flush import FlushResult
 from newsletter.clock import Clock
 from newsletter.config import Settings
 from newsletter.db import session_scope
@@ -187,6 +191,28 @@ def process_pending_inbound(settings: Settings, clock: Clock) -> int:
             process_inbound(message_id, settings, clock)
         # Each once per sweep: one the database failed on waits for the next sweep.
         done, after_id = done + len(ids), ids[-1]
+
+
+def flush_clicks(
+    settings: Settings, clock: Clock, buffer: ClickBuffer | None = None
+) -> FlushResult:
+    """Write the buffered clicks that have settled (:mod:`newsletter.analytics.flush`):
+    Redis's by default, or the ``buffer`` of a web app without Redis."""
+    if buffer is None:
+        if not settings.redis_url:
+            return FlushResult()
+        buffer = RedisClickBuffer.from_url(settings.redis_url)
+    return analytics_flush.flush(
+        buffer, lambda: session_scope(settings.database_url), now=clock(), settings=settings
+    )
+
+
+def purge_reader_clicks(settings: Settings, clock: Clock) -> int:
+    """Forget each reader's own clicks older than ``click_retention_days``; counts stay."""
+    with session_scope(settings.database_url) as session:
+        return retention.purge_reader_clicks(
+            session, now=clock(), retention=timedelta(days=settings.click_retention_days)
+        )
 
 
 class TokenReused(Exception):

@@ -76,6 +76,15 @@ def create_app() -> Celery:
                 "schedule": crontab(minute="*/5"),
                 "options": {"expires": 240},
             },
+            "flush-clicks": {
+                "task": "workers.tasks.flush_clicks",
+                "schedule": crontab(minute="*"),
+                "options": {"expires": 55},
+            },
+            "purge-reader-clicks": {
+                "task": "workers.tasks.purge_reader_clicks",
+                "schedule": crontab(minute=47, hour=3),
+            },
             "purge-inbound": {
                 "task": "workers.tasks.purge_inbound",
                 "schedule": crontab(minute=37, hour=3),

@@ -180,3 +180,17 @@ def purge_inbound() -> int:
         purged, forgotten,
     )  # fmt: skip
     return purged
+
+
+@shared_task(name="workers.tasks.flush_clicks", time_limit=POLL_TIME_LIMIT_S)
+def flush_clicks() -> int:
+    """Every minute: write the buffered clicks that have settled; returns how many."""
+    return handoff.flush_clicks(get_settings(), utcnow).clicks
+
+
+@shared_task(name="workers.tasks.purge_reader_clicks")
+def purge_reader_clicks() -> int:
+    """Daily: forget each reader's own clicks older than click_retention_days."""
+    purged = handoff.purge_reader_clicks(get_settings(), utcnow)
+    log.info("forgot %s reader clicks past their retention", purged)
+    return purged

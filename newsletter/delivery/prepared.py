@@ -14,6 +14,7 @@ from datetime import datetime
 from email.utils import format_datetime
 from functools import cached_property
 
+from newsletter.analytics.readers import ReaderParts
 from newsletter.config import Settings
 from newsletter.delivery import message_ids
 from newsletter.delivery.headers import folded_value
@@ -28,7 +29,7 @@ from newsletter.delivery.mime_template import (
     qp_value,
 )
 from newsletter.delivery.verp import ReturnPath
-from newsletter.models import Edition
+from newsletter.models import ClickTracking, Edition
 from newsletter.rendering.placeholders import Markers
 from newsletter.subscriptions.tokens import PREFERENCES, UNSUBSCRIBE, make_token
 
@@ -71,6 +72,7 @@ class PreparedEdition:
     markers: Markers
     return_path: ReturnPath | None = None
     unsubscribe_mailbox: str = ""
+    click_tracking: ClickTracking = ClickTracking.OFF
 
     @property
     def list_id_header(self) -> str:
@@ -97,6 +99,14 @@ class PreparedEdition:
             return self.from_address
         return self._senders(recipient.subscriber_id)
 
+    @cached_property
+    def _reader_parts(self) -> ReaderParts:
+        return ReaderParts(self.secret_key, self.edition_id, self.click_tracking, self.date)
+
+    def reader_part(self, recipient: Recipient) -> str:
+        """The reader part of this message's tracked links (:mod:`newsletter.analytics`)."""
+        return self._reader_parts.part(recipient.delivery_id)
+
     def links(self, recipient: Recipient) -> tuple[str, str]:
         base = self.base_url.rstrip("/")
         reader = (recipient.subscriber_id, self.list_id, recipient.token_key)
@@ -107,7 +117,10 @@ class PreparedEdition:
     def bodies(self, recipient: Recipient) -> tuple[str, str, str]:
         """The text and HTML bodies for one reader, and their unsubscribe URL."""
         unsubscribe_url, preferences_url = self.links(recipient)
-        links = {"unsubscribe_url": unsubscribe_url, "preferences_url": preferences_url}
+        links = {
+            "unsubscribe_url": unsubscribe_url, "preferences_url": preferences_url,
+            "reader": self.reader_part(recipient),
+        }  # fmt: skip
         text = self.markers.fill(self.text, email=recipient.email, **links)
         body = self.markers.fill(self.html, email=html.escape(recipient.email), **links)
         return text, body, unsubscribe_url
@@ -140,6 +153,11 @@ class PreparedEdition:
             markers=self.markers,
         )
 
+    @cached_property
+    def _tracked(self) -> bool:
+        """Whether the bodies carry tracked links, each with a slot for the reader part."""
+        return any(slot.endswith(":reader") for slot in self.template.slots)
+
     def personalise(self, recipient: Recipient) -> Personalised:
         """One reader's message: prepared bytes joined with their values."""
         if not recipient.email.isascii():
@@ -160,6 +178,9 @@ class PreparedEdition:
             body_slot("html", "preferences_url"): qp_value(preferences_url),
             body_slot("html", "email"): qp_value(escaped),
         }
+        if self._tracked:
+            reader = qp_value(self.reader_part(recipient))
+            values[body_slot("text", "reader")] = values[body_slot("html", "reader")] = reader
         data = self.template.render({k: v.encode("ascii") for k, v in values.items()})
         return Personalised(message_id, data, self.envelope_sender(recipient))
 
@@ -209,4 +230,5 @@ def prepare_edition(edition: Edition, settings: Settings, *, now: datetime) -> P
         markers=Markers(edition.marker_key),
         return_path=ReturnPath.parse(settings.bounce_address, settings.secret_key),
         unsubscribe_mailbox=settings.unsubscribe_mailbox,
+        click_tracking=edition.click_tracking,
     )

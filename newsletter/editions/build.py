@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
+from newsletter.analytics.links import (
+    StoryLink,
+    campaign,
+    link_token,
+    open_token,
+    track,
+    with_utm,
+)
 from newsletter.config import Settings
 from newsletter.editions.lifecycle import initial_status
 from newsletter.editions.selection import Candidate, select_posts
 from newsletter.lists.schedule import edition_cutoff, scheduled_time
 from newsletter.models import (
+    ClickTracking,
     Edition,
     EditionItem,
     EditionStatus,
@@ -142,9 +151,45 @@ def ordered_items(edition: Edition) -> list[EditionItem]:
     return sorted(edition.items, key=lambda item: (not item.pinned, item.position))
 
 
+def _linked_stories(
+    edition: Edition, settings: Settings, markers: Markers
+) -> tuple[list[Story], str]:
+    """The edition's stories with the links the list asks for (UTM tags, tracked links),
+    and the open pixel's URL ("" without one). Tracked links need the edition's id."""
+    nl = edition.newsletter_list
+    items = ordered_items(edition)
+    stories = [story_of(item.post) for item in items]
+    if nl.utm_tags:
+        source, name = settings.utm_source or nl.slug, campaign(nl.slug, edition.edition_date)
+        stories = [replace(s, url=with_utm(s.url, source=source, campaign=name)) for s in stories]
+    edition.click_tracking, edition.track_opens = nl.click_tracking, nl.track_opens
+    if nl.click_tracking == ClickTracking.OFF and not nl.track_opens:
+        return stories, ""
+    if edition.id is None:
+        session = object_session(edition)
+        assert session is not None, "a tracked edition is rendered in a session"
+        session.flush()
+    base = settings.base_url.rstrip("/")
+    pixel = ""
+    if nl.track_opens:
+        pixel = f"{base}/o/{open_token(settings.secret_key, edition.id)}/{markers.reader}.gif"
+    if nl.click_tracking == ClickTracking.OFF:
+        return stories, pixel
+    pairs = list(zip(items, stories, strict=True))
+    numbers = track(edition, [StoryLink(item.post_id, story.url) for item, story in pairs])
+
+    def tracked(url: str) -> str:
+        token = link_token(settings.secret_key, edition.id, numbers[url])
+        return f"{base}/r/{token}/{markers.reader}"
+
+    return [replace(story, url=tracked(story.url)) for story in stories], pixel
+
+
 def render_edition(edition: Edition, settings: Settings) -> None:
     """(Re)render an edition's stored email from its items and the editor's touches."""
     nl = edition.newsletter_list
+    markers = Markers(new_key())
+    stories, pixel = _linked_stories(edition, settings, markers)
     context = DigestContext(
         list_name=nl.name if edition.frequency == Frequency.DAILY else f"{nl.name}: the week",
         language=nl.language,
@@ -157,15 +202,12 @@ def render_edition(edition: Edition, settings: Settings) -> None:
         subject_override=edition.subject_override or "",
         preheader_override=edition.preheader_override or "",
         archive_url=archive_url(edition, settings),
-        markers=Markers(new_key()),
+        markers=markers,
         story_detail=nl.story_detail,
+        open_pixel_url=pixel,
     )
     started = time.perf_counter()
-    email, _ = render_digest(
-        context,
-        [story_of(item.post) for item in ordered_items(edition)],
-        budget_bytes=settings.html_budget_bytes,
-    )
+    email, _ = render_digest(context, stories, budget_bytes=settings.html_budget_bytes)
     edition.render_ms = round((time.perf_counter() - started) * 1000)
     edition.subject, edition.preheader = email.subject, email.preheader
     edition.html, edition.text = email.html, email.text
@@ -223,10 +265,12 @@ def build_edition(
         edition.items = [
             EditionItem(post=posts[pid], position=i) for i, pid in enumerate(post_ids, start=1)
         ]
-        render_edition(edition, settings)
     try:
         with session.begin_nested():
             session.add(edition)
+            if post_ids:
+                # In the savepoint: a tracked edition's links are its rows, under its id.
+                render_edition(edition, settings)
     except IntegrityError:
         # Another builder won the race for (list, date): theirs is the edition.
         winner = session.scalar(select(Edition).where(*same_edition))

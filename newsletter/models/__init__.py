@@ -1,5 +1,14 @@
 """The data model; every table is importable from here."""
 
+from newsletter.models.analytics import (
+    ClickFlush,
+    ClickHour,
+    ClickTracking,
+    EditionEngagement,
+    EngagedMessage,
+    ReaderClick,
+    TrackedLink,
+)
 from newsletter.models.consent import ConsentAction, ConsentEvent
 from newsletter.models.delivery import FINAL_STATUSES, Delivery, DeliveryStatus
 from newsletter.models.edition import EDITABLE_STATUSES, Edition, EditionItem, EditionStatus
@@ -20,15 +29,20 @@ __all__ = [
     "EDITABLE_STATUSES",
     "FINAL_STATUSES",
     "ApiToken",
+    "ClickFlush",
+    "ClickHour",
+    "ClickTracking",
     "ConsentAction",
     "ConsentEvent",
     "Delivery",
     "DeliveryStatus",
     "Edition",
+    "EditionEngagement",
     "EditionItem",
     "EditionStatus",
     "Editor",
     "EditorSession",
+    "EngagedMessage",
     "Feed",
     "Frequency",
     "InboundMessage",
@@ -37,9 +51,11 @@ __all__ = [
     "MailEventKind",
     "NewsletterList",
     "Post",
+    "ReaderClick",
     "StoryDetail",
     "Subscriber",
     "SubscriberStatus",
     "Subscription",
     "SubscriptionStatus",
+    "TrackedLink",
 ]

@@ -7,6 +7,7 @@ from sqlalchemy import Date, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from newsletter.db import Base
+from newsletter.models.analytics import ClickTracking, TrackedLink
 from newsletter.models.newsletter_list import NewsletterList
 from newsletter.models.post import Post
 from newsletter.models.subscriber import Frequency
@@ -66,6 +67,11 @@ class Edition(Base):
     # The key of the markers in html and text (rendering.placeholders); "" before keys.
     marker_key: Mapped[str] = mapped_column(String(32), default="", server_default="")
     render_ms: Mapped[int] = mapped_column(default=0)
+    # The list's tracking when the edition was last rendered: what its links carry.
+    click_tracking: Mapped[ClickTracking] = mapped_column(
+        str_enum(ClickTracking, "click_tracking"), default=ClickTracking.OFF
+    )
+    track_opens: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     send_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
@@ -74,6 +80,10 @@ class Edition(Base):
     pause_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     newsletter_list: Mapped[NewsletterList] = relationship()
+    # Its stories' tracked links (newsletter.analytics.links), numbered once, kept on re-render.
+    links: Mapped[list[TrackedLink]] = relationship(
+        order_by="TrackedLink.number", cascade="all, delete-orphan"
+    )
     # The posts it carries; not the ones an editor removed (see EditionItem.position).
     items: Mapped[list[EditionItem]] = relationship(
         primaryjoin="and_(Edition.id == EditionItem.edition_id, EditionItem.position > 0)",

@@ -7,6 +7,7 @@ from sqlalchemy import JSON, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.db import Base
+from newsletter.models.analytics import ClickTracking
 from newsletter.models.types import UTCDateTime, str_enum, utcnow
 
 
@@ -47,4 +48,12 @@ class NewsletterList(Base):
     story_detail: Mapped[StoryDetail] = mapped_column(
         str_enum(StoryDetail, "story_detail"), default=StoryDetail.DEK
     )
+    # What its links tell us (newsletter.analytics): counts per link by default.
+    click_tracking: Mapped[ClickTracking] = mapped_column(
+        str_enum(ClickTracking, "click_tracking"), default=ClickTracking.ANONYMOUS
+    )
+    # An open pixel: off unless asked for; opens are an estimate at best.
+    track_opens: Mapped[bool] = mapped_column(default=False)
+    # utm_source, utm_medium=email and utm_campaign=<slug>-<date> on story links.
+    utm_tags: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -62,6 +62,8 @@ class DigestContext:
     markers: Markers = field(default_factory=lambda: Markers(new_key()))
     # The list's choice: the dek only, or with the first or every section of a post.
     story_detail: StoryDetail = StoryDetail.DEK
+    # The open pixel's URL (its reader part a marker), on lists that count opens.
+    open_pixel_url: str = ""
 
     def shown(self, story: Story) -> dict[str, Any]:
         """A full story as the template gets it: with the sections its detail shows, which
@@ -86,6 +88,7 @@ class DigestContext:
             "subject_override": self.subject_override,
             "preheader_override": self.preheader_override,
             "archive_url": self.archive_url,
+            "open_pixel_url": self.open_pixel_url,
             "stories": stories,
             "headlines": compact,
             "lead": (stories or compact)[0],

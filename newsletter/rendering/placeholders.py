@@ -14,7 +14,10 @@ import secrets
 from dataclasses import dataclass
 from functools import cached_property
 
-ROLES = ("email", "unsubscribe_url", "preferences_url")
+ROLES = ("email", "unsubscribe_url", "preferences_url", "reader")
+# The reader part of tracked links (newsletter.analytics) where no email reader follows them:
+# the archive and previews. The redirect leads on without counting such a click.
+WEB_READER = "web"
 
 
 def new_key() -> str:
@@ -23,7 +26,7 @@ def new_key() -> str:
 
 @dataclass(frozen=True)
 class Markers:
-    """The three markers of one render, made from its key."""
+    """The markers of one render, made from its key."""
 
     key: str
 
@@ -49,19 +52,30 @@ class Markers:
 
     @cached_property
     def pattern(self) -> re.Pattern[str]:
-        """Matches any of the three markers, as a group (for ``split``)."""
+        """Matches any of the markers, as a group (for ``split``)."""
         return re.compile("(" + "|".join(map(re.escape, self._roles)) + ")")
 
     def role(self, marker: str) -> str:
         return self._roles[marker]
 
     def context(self) -> dict[str, str]:
-        """The template variables that stand for per-recipient values."""
-        return {role: self.marker(role) for role in ROLES}
+        """The template variables that stand for per-recipient values. The reader part is
+        none: it goes into tracked URLs before the templates see them."""
+        return {role: self.marker(role) for role in ROLES if role != "reader"}
 
-    def fill(self, body: str, *, email: str, unsubscribe_url: str, preferences_url: str) -> str:
+    @property
+    def reader(self) -> str:
+        return self.marker("reader")
+
+    def fill(
+        self, body: str, *, email: str, unsubscribe_url: str, preferences_url: str,
+        reader: str = WEB_READER,
+    ) -> str:  # fmt: skip
         """``body`` with the markers replaced: values as they go into this body (escaped
         already for HTML). The slow path and the web views; personalisation at speed has
         its own."""
-        values = dict(email=email, unsubscribe_url=unsubscribe_url, preferences_url=preferences_url)
+        values = dict(
+            email=email, unsubscribe_url=unsubscribe_url, preferences_url=preferences_url,
+            reader=reader,
+        )  # fmt: skip
         return self.pattern.sub(lambda match: values[self._roles[match.group(0)]], body)

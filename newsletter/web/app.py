@@ -17,11 +17,21 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from newsletter.analytics.recorder import ClickRecorder
 from newsletter.clock import Clock, clock_for
 from newsletter.config import Settings, get_settings
 from newsletter.db import get_engine
 from newsletter.handoff import BrokerUnavailable, Handoff, default_handoff
-from newsletter.web import admin, api, archive, editor_api, editor_catalog, pages, webhooks
+from newsletter.web import (
+    admin,
+    api,
+    archive,
+    clicks,
+    editor_api,
+    editor_catalog,
+    pages,
+    webhooks,
+)
 from newsletter.web.auth import SESSION_COOKIE, LoginRequired, login_url
 from newsletter.web.context import Web, message, page_environment
 from newsletter.web.forwarded import ForwardedClient, TrustedProxies
@@ -181,6 +191,7 @@ def create_app(
         login_throttle=LoginThrottle(
             storage, settings.login_rate_limit_per_account, settings.login_rate_limit_per_ip
         ),
+        clicks=ClickRecorder(settings.redis_url),
     )
     registry = CollectorRegistry()
     registry.register(DatabaseCollector(settings.database_url, clock))
@@ -259,6 +270,7 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(archive.router)
     app.include_router(webhooks.router)
+    app.include_router(clicks.router)
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key,

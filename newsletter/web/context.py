@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +11,7 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from newsletter.analytics.recorder import ClickRecorder, LinkCache
 from newsletter.clock import Clock
 from newsletter.config import Settings
 from newsletter.handoff import BrokerUnavailable, Handoff
@@ -34,6 +35,8 @@ class Web:
     pages: jinja2.Environment
     clock: Clock
     login_throttle: LoginThrottle
+    clicks: ClickRecorder
+    links: LinkCache = field(default_factory=LinkCache)
 
 
 def page_environment() -> jinja2.Environment:

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 TOKEN_PATH_PREFIXES = ("confirm", "unsubscribe", "preferences")
 _IN_PATH = re.compile(rf"(/(?:{'|'.join(TOKEN_PATH_PREFIXES)})/)[^/?#\s\"]+")
 _IN_QUERY = re.compile(r"((?:^|[?&;])token=)[^&;#\s\"]*")
+# The reader part of a tracked link or open pixel: /r/<link>/<reader>, /o/<edition>/<reader>.
+_READER_PART = re.compile(r"(/[ro]/[^/?#\s\"]+/)[^/?#\s\"]+")
 REDACTED = "[redacted]"
 
 # Loggers that write request lines: uvicorn's (``newsletter serve``) and gunicorn's.
@@ -24,12 +26,13 @@ ACCESS_LOGGERS = ("uvicorn.access", "gunicorn.access")
 
 def carries_token(path: str, query: str = "") -> bool:
     """True for a request whose URL holds a reader token."""
-    return bool(_IN_PATH.search(path) or _IN_QUERY.search(query))
+    return bool(_IN_PATH.search(path) or _IN_QUERY.search(query) or _READER_PART.search(path))
 
 
 def redact(target: str) -> str:
     """A path (with or without its query) with every reader token replaced."""
-    return _IN_QUERY.sub(rf"\g<1>{REDACTED}", _IN_PATH.sub(rf"\g<1>{REDACTED}", target))
+    target = _READER_PART.sub(rf"\g<1>{REDACTED}", _IN_PATH.sub(rf"\g<1>{REDACTED}", target))
+    return _IN_QUERY.sub(rf"\g<1>{REDACTED}", target)
 
 
 def _redacted(value: object) -> object:
