@@ -60,7 +60,7 @@ def _unknown_link(request: Request, slug: str | None) -> Response:
         "It may have been copied incompletely, or changed. The story is still in the "
         "newsletter's archive.",
         status_code=404,
-        link={"href": archive, "text": "Go to the archive"},
+        link={"url": archive, "label": "Go to the archive"},
     )
 
 
