@@ -22,12 +22,13 @@ keep the DSN's action to tell them apart.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from newsletter.inbound.policy import BLOCKED, SCORED
 from newsletter.models import (
@@ -79,10 +80,6 @@ class EditionOutcomes:
         return self.unsubscribed_link + self.unsubscribed_one_click + self.unsubscribed_email
 
 
-def _readers(query: Select[Any]) -> Select[Any]:
-    return query.with_only_columns(func.count(func.distinct(MailEvent.subscriber_id)))
-
-
 def _bounces(category: str) -> Select[Any]:
     query = select(MailEvent.id).where(
         MailEvent.kind == MailEventKind.BOUNCE,
@@ -102,59 +99,107 @@ def _complaints() -> Select[Any]:
 
 def edition_outcomes(session: Session, edition_id: int) -> EditionOutcomes:
     """Delivered, bounced, refused, reported and unsubscribed readers of one edition."""
-
-    def count(query: Select[Any]) -> int:
-        return int(session.scalar(_readers(query.where(MailEvent.edition_id == edition_id))) or 0)
-
-    delivered = session.scalar(
-        select(func.count()).where(
-            Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.SENT
-        )
-    )
-    left = _unsubscribes(session, edition_id)
-    return EditionOutcomes(
-        edition_id=edition_id,
-        delivered=int(delivered or 0),
-        bounced_hard=count(_bounces("hard")),
-        bounced_soft=count(_bounces("soft")),
-        refused_sender=count(_bounces("sender")),
-        complaints=count(_complaints()),
-        unsubscribed_link=sum(n for source, n in left.items() if source in LINK_SOURCES),
-        unsubscribed_one_click=left.get(ONE_CLICK_SOURCE, 0),
-        unsubscribed_email=sum(
-            n for source, n in left.items() if source in (EMAIL_SOURCE, *PROVIDER_SOURCES)
-        ),
-    )
+    return outcomes_of_editions(session, [edition_id])[edition_id]
 
 
-def _unsubscribes(session: Session, edition_id: int) -> dict[str, int]:
-    """Readers of the edition who left its list before the next edition, by source."""
-    edition = session.get(Edition, edition_id)
-    if edition is None or edition.send_started_at is None:
+def outcomes_of_editions(
+    session: Session, edition_ids: Sequence[int]
+) -> dict[int, EditionOutcomes]:
+    """:func:`edition_outcomes` of many editions at once: one query per kind of number,
+    each grouped by edition, whatever the number of editions."""
+    ids = list(dict.fromkeys(edition_ids))
+    if not ids:
         return {}
-    following = session.scalar(
-        select(func.min(Edition.send_started_at)).where(
-            Edition.list_id == edition.list_id,
-            Edition.frequency == edition.frequency,
-            Edition.send_started_at > edition.send_started_at,
-        )
+    sent = (
+        select(Delivery.edition_id, func.count())
+        .where(Delivery.edition_id.in_(ids), Delivery.status == DeliveryStatus.SENT)
+        .group_by(Delivery.edition_id)
     )
-    received = select(Delivery.subscriber_id).where(
-        Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.SENT
+    delivered = {int(edition_id): int(n) for edition_id, n in session.execute(sent)}
+    returned = _returned(session, ids)
+    left = _unsubscribes(session, ids)
+
+    def outcome(edition_id: int) -> EditionOutcomes:
+        came_back = returned.get(edition_id, {})
+        sources = left.get(edition_id, {})
+        return EditionOutcomes(
+            edition_id=edition_id,
+            delivered=delivered.get(edition_id, 0),
+            bounced_hard=came_back.get("hard", 0),
+            bounced_soft=came_back.get("soft", 0),
+            refused_sender=came_back.get("sender", 0),
+            complaints=came_back.get("complaint", 0),
+            unsubscribed_link=sum(n for s, n in sources.items() if s in LINK_SOURCES),
+            unsubscribed_one_click=sources.get(ONE_CLICK_SOURCE, 0),
+            unsubscribed_email=sum(
+                n for s, n in sources.items() if s in (EMAIL_SOURCE, *PROVIDER_SOURCES)
+            ),
+        )
+
+    return {edition_id: outcome(edition_id) for edition_id in ids}
+
+
+def _returned(session: Session, ids: list[int]) -> dict[int, dict[str, int]]:
+    """Readers of each edition by what came back: "hard", "soft", "sender", "complaint"."""
+    found: dict[int, dict[str, int]] = {}
+    for name, query in (
+        ("hard", _bounces("hard")),
+        ("soft", _bounces("soft")),
+        ("sender", _bounces("sender")),
+        ("complaint", _complaints()),
+    ):
+        counted = (
+            query.with_only_columns(
+                MailEvent.edition_id, func.count(func.distinct(MailEvent.subscriber_id))
+            )
+            .where(MailEvent.edition_id.in_(ids))
+            .group_by(MailEvent.edition_id)
+        )
+        for edition_id, n in session.execute(counted):
+            if edition_id is not None:  # never, given the IN; mypy cannot know it
+                found.setdefault(edition_id, {})[name] = int(n)
+    return found
+
+
+def _unsubscribes(session: Session, ids: list[int]) -> dict[int, dict[str, int]]:
+    """Readers of each edition who left its list before the next edition, by source."""
+    following = aliased(Edition)
+    next_send = (
+        select(func.min(following.send_started_at))
+        .where(
+            following.list_id == Edition.list_id,
+            following.frequency == Edition.frequency,
+            following.send_started_at > Edition.send_started_at,
+        )
+        .correlate(Edition)
+        .scalar_subquery()
     )
     query = (
-        select(ConsentEvent.source, func.count(func.distinct(ConsentEvent.subscriber_id)))
-        .where(
-            ConsentEvent.action == ConsentAction.UNSUBSCRIBE,
-            ConsentEvent.list_id == edition.list_id,
-            ConsentEvent.created_at >= edition.send_started_at,
-            ConsentEvent.subscriber_id.in_(received),
+        select(
+            Delivery.edition_id,
+            ConsentEvent.source,
+            func.count(func.distinct(ConsentEvent.subscriber_id)),
         )
-        .group_by(ConsentEvent.source)
+        .join(Edition, Edition.id == Delivery.edition_id)
+        .join(
+            ConsentEvent,
+            (ConsentEvent.subscriber_id == Delivery.subscriber_id)
+            & (ConsentEvent.list_id == Edition.list_id),
+        )
+        .where(
+            Delivery.edition_id.in_(ids),
+            Delivery.status == DeliveryStatus.SENT,
+            Edition.send_started_at.is_not(None),
+            ConsentEvent.action == ConsentAction.UNSUBSCRIBE,
+            ConsentEvent.created_at >= Edition.send_started_at,
+            or_(next_send.is_(None), ConsentEvent.created_at < next_send),
+        )
+        .group_by(Delivery.edition_id, ConsentEvent.source)
     )
-    if following is not None:
-        query = query.where(ConsentEvent.created_at < following)
-    return {str(source): int(n) for source, n in session.execute(query)}
+    found: dict[int, dict[str, int]] = {}
+    for edition_id, source, n in session.execute(query):
+        found.setdefault(int(edition_id), {})[str(source)] = int(n)
+    return found
 
 
 @dataclass(frozen=True)
