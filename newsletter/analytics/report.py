@@ -100,6 +100,7 @@ class EditionReport:
     edition_id: int
     list_slug: str
     list_name: str
+    list_timezone: str
     edition_date: date
     frequency: str
     subject: str
@@ -157,13 +158,13 @@ def edition_report(
 ) -> EditionReport | None:
     """The report of one edition; None if there is no such edition."""
     found = session.execute(
-        select(Edition, NewsletterList.slug, NewsletterList.name)
+        select(Edition, NewsletterList.slug, NewsletterList.name, NewsletterList.timezone)
         .join(NewsletterList, NewsletterList.id == Edition.list_id)
         .where(Edition.id == edition_id)
     ).first()
     if found is None:
         return None
-    edition, slug, name = found
+    edition, slug, name, timezone = found
     outcomes = outcomes_of(session, [edition_id])[edition_id]
     engagement = session.get(EditionEngagement, edition_id)
     stories = _stories(session, edition_id)
@@ -175,7 +176,7 @@ def edition_report(
             engagement.unique_openers if engagement else 0,
         )
     return EditionReport(
-        edition_id=edition.id, list_slug=slug, list_name=name,
+        edition_id=edition.id, list_slug=slug, list_name=name, list_timezone=timezone,
         edition_date=edition.edition_date, frequency=edition.frequency.value,
         subject=edition.subject, status=edition.status.value,
         send_started_at=edition.send_started_at, click_tracking=edition.click_tracking.value,

@@ -30,6 +30,7 @@ from newsletter.web import (
     editor_api,
     editor_catalog,
     pages,
+    reports_api,
     webhooks,
 )
 from newsletter.web.auth import SESSION_COOKIE, LoginRequired, login_url
@@ -267,6 +268,7 @@ def create_app(
     app.include_router(api.router)
     app.include_router(editor_catalog.router)
     app.include_router(editor_api.router)
+    app.include_router(reports_api.router)
     app.include_router(admin.router)
     app.include_router(archive.router)
     app.include_router(webhooks.router)

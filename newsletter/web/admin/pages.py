@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from newsletter.resources import resource_path
-from newsletter.web.admin import browse, dashboard, editions, inbound, readers
+from newsletter.web.admin import browse, dashboard, editions, inbound, readers, reports
 
 router = APIRouter()
 router.include_router(dashboard.router)
@@ -17,6 +17,7 @@ router.include_router(editions.router)
 router.include_router(browse.router)
 router.include_router(readers.router)
 router.include_router(inbound.router)
+router.include_router(reports.router)
 
 
 @cache
