@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.lists.schedule import ScheduleError, validate_schedule
-from newsletter.models import NewsletterList, StoryDetail
+from newsletter.models import ClickTracking, NewsletterList, StoryDetail
 from newsletter.subscriptions.addresses import normalise_address
 from newsletter.text import header_text
 
@@ -38,6 +38,9 @@ class ListSpec:
     max_posts: int = 25
     language: str = "en"
     story_detail: StoryDetail = StoryDetail.DEK
+    click_tracking: ClickTracking = ClickTracking.ANONYMOUS
+    track_opens: bool = False
+    utm_tags: bool = True
 
 
 def create_list(session: Session, spec: ListSpec) -> NewsletterList:
@@ -65,6 +68,9 @@ def create_list(session: Session, spec: ListSpec) -> NewsletterList:
         max_posts=spec.max_posts,
         language=spec.language,
         story_detail=spec.story_detail,
+        click_tracking=spec.click_tracking,
+        track_opens=spec.track_opens,
+        utm_tags=spec.utm_tags,
     )
     session.add(nl)
     session.flush()

@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from newsletter.lists.service import change_schedule, get_list
+from newsletter.lists.tracking import change_tracking
 from newsletter.models import (
     Post,
     Subscriber,
@@ -124,7 +125,7 @@ def list_subscribers(
     "/lists/{slug}",
     response_model=ListSettings,
     responses=LIST_NOT_FOUND,
-    summary="Change a list's schedule, timezone, approval, weekly day and story detail",
+    summary="Change a list's schedule, timezone, approval, weekly day, story detail and tracking",
 )
 def change_list(request: Request, slug: Slug, patch: ListPatch) -> ListSettings:
     """The schedule and timezone are checked together: a 422 says what is wrong."""
@@ -136,4 +137,8 @@ def change_list(request: Request, slug: Slug, patch: ListPatch) -> ListSettings:
         )  # fmt: skip
         if patch.story_detail is not None:
             nl.story_detail = patch.story_detail
+        change_tracking(
+            nl, click_tracking=patch.click_tracking, track_opens=patch.track_opens,
+            utm_tags=patch.utm_tags,
+        )  # fmt: skip
         return ListSettings.of(nl)

@@ -22,7 +22,9 @@ from newsletter.config import Settings
 from newsletter.delivery.progress import Progress
 from newsletter.editions.build import archive_url, ordered_items
 from newsletter.inbound.stats import EditionOutcomes
+from newsletter.lists.tracking import CLICK_TRACKING_HELP, TRACK_OPENS_MEANS, UTM_TAGS_MEANS
 from newsletter.models import (
+    ClickTracking,
     Edition,
     EditionStatus,
     Frequency,
@@ -149,6 +151,11 @@ class ListPatch(BaseModel):
         description="What each story shows where its post has sections: dek (the dek and "
         "opening paragraph), first_section or all_sections.",
     )
+    click_tracking: ClickTracking | None = Field(
+        default=None, description=f"{CLICK_TRACKING_HELP}."
+    )
+    track_opens: bool | None = Field(default=None, description=f"Count opens: {TRACK_OPENS_MEANS}.")
+    utm_tags: bool | None = Field(default=None, description=f"Tag story links: {UTM_TAGS_MEANS}.")
 
 
 # --- Responses -----------------------------------------------------------------------------
@@ -331,6 +338,9 @@ class ListSettings(BaseModel):
     requires_approval: bool
     weekly_day: int
     story_detail: StoryDetail
+    click_tracking: ClickTracking
+    track_opens: bool
+    utm_tags: bool
     max_posts: int
     from_name: str
     from_address: str

@@ -23,6 +23,7 @@ from newsletter.editions.lifecycle import start_sending
 from newsletter.editions.sending import run_batch
 from newsletter.lists.service import ListSpec, create_list
 from newsletter.models import (
+    ClickTracking,
     Delivery,
     DeliveryStatus,
     Edition,
@@ -775,9 +776,11 @@ def test_the_lists_page_offers_each_story_detail(
     admin: AdminClient, daily_list: NewsletterList
 ) -> None:
     page = admin.get("/admin/lists").text
+    select = re.search(r'<select [^>]*name="story_detail".*?</select>', page, re.S)
+    assert select is not None
 
-    options = re.findall(r'<option value="(\w+)"( selected)?>([^<]+)</option>', page)
-    assert [(value, label) for value, _, label in options if not value.isdigit()] == [
+    options = re.findall(r'<option value="(\w+)"( selected)?>([^<]+)</option>', select[0])
+    assert [(value, label) for value, _, label in options] == [
         ("dek", "The dek and opening paragraph"),
         ("first_section", "The dek and the first section"),
         ("all_sections", "The dek and every section"),
@@ -798,6 +801,50 @@ def test_an_unknown_story_detail_is_refused_and_nothing_changes(
     )
     session.refresh(daily_list)
     assert (daily_list.schedule, daily_list.story_detail) == ("0 7 * * *", StoryDetail.DEK)
+
+
+def test_a_lists_tracking_is_chosen_shown_and_kept_by_a_form_without_it(
+    admin: AdminClient, session: Session, daily_list: NewsletterList
+) -> None:
+    page = followed(admin, admin.post("/admin/lists/daily", {
+        "schedule": "0 7 * * *", "timezone": "UTC", "click_tracking": "individual",
+        "track_opens": "true", "utm_tags": "false",
+    }))  # fmt: skip
+
+    session.refresh(daily_list)
+    assert (daily_list.click_tracking, daily_list.track_opens, daily_list.utm_tags) == (
+        ClickTracking.INDIVIDUAL, True, False,
+    )  # fmt: skip
+    text = visible_text(page)
+    assert "Clicks: individual (each reader's clicks are stored" in text
+    assert "opens counted · UTM tags off" in " ".join(text.split())
+    assert re.search(r'<option value="individual" selected>Individual</option>', page)
+    assert "Apple Mail Privacy Protection" in text
+    assert "Anonymous: clicks are counted per link; nobody's clicks are stored" in text
+
+    followed(admin, admin.post("/admin/lists/daily", {"schedule": "0 8 * * *", "timezone": "UTC"}))
+    session.refresh(daily_list)
+    assert (daily_list.schedule, daily_list.click_tracking, daily_list.track_opens) == (
+        "0 8 * * *", ClickTracking.INDIVIDUAL, True,
+    )  # fmt: skip
+    assert daily_list.utm_tags is False
+
+
+def test_an_unknown_click_tracking_is_refused_and_nothing_changes(
+    admin: AdminClient, session: Session, daily_list: NewsletterList
+) -> None:
+    response = admin.post("/admin/lists/daily", {
+        "schedule": "30 6 * * *", "timezone": "UTC", "click_tracking": "everyone",
+    })  # fmt: skip
+
+    assert response.status_code == 400
+    assert error_paragraph(response.text) == (
+        "click_tracking: Input should be 'off', 'anonymous' or 'individual'"
+    )
+    session.refresh(daily_list)
+    assert (daily_list.schedule, daily_list.click_tracking) == (
+        "0 7 * * *", ClickTracking.ANONYMOUS,
+    )  # fmt: skip
 
 
 def test_a_bad_cron_expression_is_refused_and_the_form_shown_again(

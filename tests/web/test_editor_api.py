@@ -876,6 +876,57 @@ def test_an_unknown_story_detail_is_refused_naming_the_choices(
     assert session.get_one(NewsletterList, daily_list.id).story_detail == "dek"
 
 
+def test_a_lists_tracking_is_changed(
+    api: TestClient, session: Session, daily_list: NewsletterList
+) -> None:
+    response = api.patch(
+        "/api/v1/lists/daily",
+        json={"click_tracking": "individual", "track_opens": True, "utm_tags": False},
+    )
+
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["click_tracking"], body["track_opens"], body["utm_tags"]) == (
+        "individual", True, False,
+    )  # fmt: skip
+    assert body["story_detail"] == "dek"
+    session.expire_all()
+    row = session.get_one(NewsletterList, daily_list.id)
+    assert (row.click_tracking, row.track_opens, row.utm_tags) == ("individual", True, False)
+
+
+def test_a_patch_without_tracking_keeps_it(
+    api: TestClient, session: Session, daily_list: NewsletterList
+) -> None:
+    api.patch("/api/v1/lists/daily", json={"click_tracking": "off", "utm_tags": False})
+
+    response = api.patch("/api/v1/lists/daily", json={"schedule": "0 8 * * *"})
+
+    body = response.json()
+    assert (body["click_tracking"], body["track_opens"], body["utm_tags"]) == ("off", False, False)
+
+
+def test_an_unknown_click_tracking_is_refused_naming_the_choices(
+    api: TestClient, session: Session, daily_list: NewsletterList
+) -> None:
+    response = api.patch("/api/v1/lists/daily", json={"click_tracking": "everyone"})
+
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": "click_tracking: Input should be 'off', 'anonymous' or 'individual'"
+    }
+    session.expire_all()
+    assert session.get_one(NewsletterList, daily_list.id).click_tracking == "anonymous"
+
+
+def test_the_api_document_says_what_each_tracking_choice_means(api: TestClient) -> None:
+    patch = api.get("/openapi.json").json()["components"]["schemas"]["ListPatch"]["properties"]
+
+    assert "nobody's clicks are stored" in patch["click_tracking"]["description"]
+    assert "each reader's clicks are stored" in patch["click_tracking"]["description"]
+    assert "Apple Mail Privacy Protection" in patch["track_opens"]["description"]
+
+
 def test_a_bad_cron_expression_is_refused_and_nothing_changes(
     api: TestClient, session: Session, daily_list: NewsletterList
 ) -> None:

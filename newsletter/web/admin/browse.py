@@ -1,5 +1,6 @@
 """The admin's tables: posts, subscribers, editions, and the lists with their schedules (the
-one table with a form: a list's schedule, timezone, approval rule and story detail)."""
+one table with a form: a list's schedule, timezone, approval rule, story detail and
+tracking)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,14 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from newsletter.db import session_scope
 from newsletter.lists.schedule import ScheduleError, zone
 from newsletter.lists.service import change_schedule, find_list
+from newsletter.lists.tracking import (
+    CLICK_TRACKING_MEANS,
+    TRACK_OPENS_MEANS,
+    UTM_TAGS_MEANS,
+    change_tracking,
+)
 from newsletter.models import (
+    ClickTracking,
     Edition,
     EditionStatus,
     NewsletterList,
@@ -69,14 +77,24 @@ def next_run(nl: NewsletterList, moment: datetime) -> datetime | None:
 
 @dataclass(frozen=True)
 class ListSettings:
-    """The form of one list: what an editor may change about when it goes out and what its
-    stories show."""
+    """The form of one list: what an editor may change about when it goes out, what its
+    stories show and what its emails track (None: as stored)."""
 
     schedule: str
     timezone: str
     requires_approval: bool
     weekly_day: int
-    story_detail: StoryDetail | None  # None: as stored
+    story_detail: StoryDetail | None
+    click_tracking: ClickTracking | None = None
+    track_opens: bool | None = None
+    utm_tags: bool | None = None
+
+    @classmethod
+    def of(cls, nl: NewsletterList) -> ListSettings:
+        return cls(
+            nl.schedule, nl.timezone, nl.requires_approval, nl.weekly_day, nl.story_detail,
+            nl.click_tracking, nl.track_opens, nl.utm_tags,
+        )  # fmt: skip
 
 
 @router.get("/posts", response_class=HTMLResponse, summary="Posts, newest first")
@@ -151,16 +169,13 @@ def _lists_page(
     moment = now(request)
     with session_scope(web(request).settings.database_url) as session:
         lists = session.scalars(select(NewsletterList).order_by(NewsletterList.name)).all()
-        forms = {
-            nl.slug: ListSettings(
-                nl.schedule, nl.timezone, nl.requires_approval, nl.weekly_day, nl.story_detail
-            )
-            for nl in lists
-        } | (typed or {})
+        forms = {nl.slug: ListSettings.of(nl) for nl in lists} | (typed or {})
         return admin_page(
             request, "lists.html", status_code=status_code, lists=lists, forms=forms,
             errors=errors or {}, next_runs={nl.slug: next_run(nl, moment) for nl in lists},
             weekdays=WEEKDAYS, story_details=STORY_DETAILS, local_time=local_time,
+            click_tracking=CLICK_TRACKING_MEANS, opens_means=TRACK_OPENS_MEANS,
+            utm_means=UTM_TAGS_MEANS,
         )  # fmt: skip
 
 
@@ -172,8 +187,8 @@ def lists_page(request: Request) -> HTMLResponse:
 @router.post(
     "/lists/{slug}",
     response_class=HTMLResponse,
-    summary="Change a list's schedule, timezone, approval rule and story detail",
-    responses={400: {"description": "Not a usable cron expression, timezone or story detail"}},
+    summary="Change a list's schedule, timezone, approval rule, story detail and tracking",
+    responses={400: {"description": "Not a usable cron expression, timezone or choice"}},
 )
 def update_list(
     request: Request,
@@ -183,8 +198,14 @@ def update_list(
     weekly_day: Annotated[int, Form(ge=0, le=6)] = 6,
     requires_approval: Annotated[bool, Form()] = False,
     story_detail: Annotated[StoryDetail | None, Form()] = None,
+    click_tracking: Annotated[ClickTracking | None, Form()] = None,
+    track_opens: Annotated[bool | None, Form()] = None,
+    utm_tags: Annotated[bool | None, Form()] = None,
 ) -> Response:
-    wanted = ListSettings(schedule, timezone, requires_approval, weekly_day, story_detail)
+    wanted = ListSettings(
+        schedule, timezone, requires_approval, weekly_day, story_detail,
+        click_tracking, track_opens, utm_tags,
+    )  # fmt: skip
     try:
         with session_scope(web(request).settings.database_url) as session:
             nl = find_list(session, slug)
@@ -196,6 +217,10 @@ def update_list(
             )  # fmt: skip
             if wanted.story_detail is not None:
                 nl.story_detail = wanted.story_detail
+            change_tracking(
+                nl, click_tracking=wanted.click_tracking, track_opens=wanted.track_opens,
+                utm_tags=wanted.utm_tags,
+            )  # fmt: skip
             name = nl.name
     except ScheduleError as error:
         return _lists_page(

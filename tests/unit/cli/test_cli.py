@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from newsletter.cli import USER_ERRORS, app
-from newsletter.models import NewsletterList, Post, StoryDetail, Subscriber
+from newsletter.models import ClickTracking, NewsletterList, Post, StoryDetail, Subscriber
 
 runner = CliRunner()
 
@@ -159,6 +159,81 @@ def test_an_unknown_story_detail_is_refused_naming_the_choices(
     )
     session.refresh(daily_list)
     assert daily_list.story_detail == StoryDetail.DEK
+
+
+def test_a_list_is_created_with_its_tracking(session: Session) -> None:
+    code, output = run(
+        "lists", "create", "deep", "--name", "Deep", "--from-address", "news@example.com",
+        "--click-tracking", "individual", "--track-opens", "--no-utm-tags",
+    )  # fmt: skip
+
+    assert code == 0, output
+    nl = session.scalars(select(NewsletterList)).one()
+    assert (nl.click_tracking, nl.track_opens, nl.utm_tags) == (
+        ClickTracking.INDIVIDUAL, True, False,
+    )  # fmt: skip
+
+
+def test_a_list_counts_clicks_anonymously_with_utm_tags_unless_told(session: Session) -> None:
+    run("lists", "create", "plain", "--name", "Plain", "--from-address", "news@example.com")
+
+    nl = session.scalars(select(NewsletterList)).one()
+    assert (nl.click_tracking, nl.track_opens, nl.utm_tags) == (
+        ClickTracking.ANONYMOUS, False, True,
+    )  # fmt: skip
+
+
+def test_a_lists_click_tracking_is_changed_with_what_it_means_and_listed(
+    session: Session, daily_list: NewsletterList
+) -> None:
+    code, output = run("lists", "set", "daily", "--click-tracking", "individual")
+
+    assert code == 0
+    said = " ".join(output.split())
+    assert "Readers who signed up before now were not told at signup" in said
+    assert "Clicks in daily: individual (each reader's clicks are stored" in said
+    session.refresh(daily_list)
+    assert daily_list.click_tracking == ClickTracking.INDIVIDUAL
+    assert daily_list.story_detail == StoryDetail.DEK
+    _, listed = run("lists", "list", "--format", "json")
+    row = json.loads(listed)[0]
+    assert (row["click_tracking"], row["track_opens"], row["utm_tags"]) == (
+        "individual", False, True,
+    )  # fmt: skip
+    assert row["tracking"] == "clicks individual, opens not counted, UTM tags"
+
+
+def test_opens_and_utm_tags_are_switched_on_and_off(
+    session: Session, daily_list: NewsletterList
+) -> None:
+    code, output = run("lists", "set", "daily", "--track-opens", "--no-utm-tags")
+
+    assert code == 0
+    assert output == "Opens in daily: counted.\nUTM tags in daily: off.\n"
+    session.refresh(daily_list)
+    assert (daily_list.click_tracking, daily_list.track_opens, daily_list.utm_tags) == (
+        ClickTracking.ANONYMOUS, True, False,
+    )  # fmt: skip
+
+
+def test_setting_nothing_says_what_can_be_set(daily_list: NewsletterList) -> None:
+    code, output = run("lists", "set", "daily")
+
+    assert code == 1
+    assert "say what to change: --story-detail, --click-tracking" in output
+
+
+def test_an_unknown_click_tracking_is_refused_naming_the_choices(
+    session: Session, daily_list: NewsletterList
+) -> None:
+    code, output = run("lists", "set", "daily", "--click-tracking", "everyone")
+
+    assert code == 2
+    assert "'everyone' is not one of 'off', 'anonymous', 'individual'" in " ".join(
+        output.replace("│", "").split()
+    )
+    session.refresh(daily_list)
+    assert daily_list.click_tracking == ClickTracking.ANONYMOUS
 
 
 def test_changing_an_unknown_list_names_the_lists_there_are(daily_list: NewsletterList) -> None:
