@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from newsletter.models import ConsentAction, ConsentEvent
+from newsletter.models import ClickTracking, ConsentAction, ConsentEvent, NewsletterList
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,23 @@ class Client:
     source: str  # form, api, one-click, link, import, cli
     ip: str = ""
     user_agent: str = ""
+
+
+def tracking_notice(nl: NewsletterList) -> str:
+    """What a reader is told before joining a list that stores each reader's clicks; "" for
+    any other list. Shown beside the list where readers choose it, and kept, word for word,
+    in the consent log of their signup."""
+    if nl.click_tracking != ClickTracking.INDIVIDUAL:
+        return ""
+    opens = ", and when you open them" if nl.track_opens else ""
+    return (
+        f"{nl.name} records which links you click in its emails{opens}, to learn what readers read."
+    )
+
+
+def with_notices(wording: str, lists: list[NewsletterList]) -> str:
+    """``wording`` and the tracking notice of each of ``lists`` that has one."""
+    return " ".join(filter(None, [wording, *map(tracking_notice, lists)]))
 
 
 def record(

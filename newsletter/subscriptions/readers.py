@@ -89,7 +89,7 @@ def request_signup(
         pending.append(nl.id)
         consent.record(
             session, ConsentAction.SIGNUP, email=address, subscriber_id=subscriber.id,
-            list_id=nl.id, client=client, now=now, wording=wording,
+            list_id=nl.id, client=client, now=now, wording=consent.with_notices(wording, [nl]),
             detail=f"frequency={frequency.value}",
         )  # fmt: skip
     session.flush()
@@ -179,7 +179,8 @@ def update_preferences(
     subscriber = session.get(Subscriber, subscriber_id)
     if subscriber is None:
         return
-    known = set(session.scalars(select(NewsletterList.id)))
+    lists = {nl.id: nl for nl in session.scalars(select(NewsletterList))}
+    known = set(lists)
     unknown = wanted.list_ids - known
     if unknown:
         raise UnknownList("one of the chosen lists does not exist")
@@ -206,7 +207,10 @@ def update_preferences(
             subscription.unsubscribed_at = now
     consent.record(
         session, ConsentAction.PREFERENCES, email=subscriber.email, subscriber_id=subscriber_id,
-        list_id=None, client=client, now=now, wording="Save my preferences",
+        list_id=None, client=client, now=now,
+        wording=consent.with_notices(
+            "Save my preferences", [lists[i] for i in sorted(wanted.list_ids)]
+        ),
         detail=(
             f"lists={sorted(wanted.list_ids)} frequency={wanted.frequency.value} "
             f"paused={wanted.paused}"

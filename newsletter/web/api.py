@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from newsletter.db import session_scope
 from newsletter.models import NewsletterList
+from newsletter.subscriptions.consent import tracking_notice
 from newsletter.web.context import web
 from newsletter.web.signup import SignupRefused, sign_up
 
@@ -45,6 +46,11 @@ class ListInfo(BaseModel):
     slug: str
     name: str
     description: str
+    tracking_notice: str = Field(
+        description="What the list records about its readers' clicks, to show beside the list "
+        "wherever readers choose it: a signup records this wording in its consent log. "
+        "Empty when the list stores nobody's clicks."
+    )
 
 
 @router.post(
@@ -70,4 +76,10 @@ def create_subscription(request: Request, body: SubscriptionRequest) -> JSONResp
 def public_lists(request: Request) -> list[ListInfo]:
     with session_scope(web(request).settings.database_url) as session:
         rows = session.scalars(select(NewsletterList).order_by(NewsletterList.name)).all()
-        return [ListInfo(slug=r.slug, name=r.name, description=r.description) for r in rows]
+        return [
+            ListInfo(
+                slug=r.slug, name=r.name, description=r.description,
+                tracking_notice=tracking_notice(r),
+            )
+            for r in rows
+        ]  # fmt: skip

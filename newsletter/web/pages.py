@@ -24,6 +24,7 @@ from newsletter.db import session_scope
 from newsletter.lists.service import ListError, lists_by_slug
 from newsletter.models import Frequency, NewsletterList, Subscriber, SubscriptionStatus
 from newsletter.subscriptions import readers
+from newsletter.subscriptions.consent import tracking_notice
 from newsletter.subscriptions.readers import Preferences
 from newsletter.subscriptions.tokens import (
     PREFERENCES,
@@ -91,6 +92,7 @@ def _form_page(
     return render(
         request, "subscribe.html", status_code=status, lists=lists, form=form, error=error,
         brand=brand, description=description, wording=SIGNUP_WORDING,
+        notices={nl.id: tracking_notice(nl) for nl in lists},
     )  # fmt: skip
 
 
@@ -289,6 +291,7 @@ def _preferences_page(
             request, "preferences.html", status_code=status, token=token,
             email=subscriber.email, lists=lists, subscribed={s.list_id for s in active},
             frequency=frequency, paused=paused, notice=notice, error=error,
+            notices={nl.id: tracking_notice(nl) for nl in lists},
         )  # fmt: skip
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from newsletter.config import Settings
 from newsletter.editions.lifecycle import start_sending
 from newsletter.models import (
+    ClickTracking,
     ConsentAction,
     ConsentEvent,
     Delivery,
@@ -105,6 +106,26 @@ def test_change_lists_and_frequency(
     assert event.source == "preferences"
     assert "frequency=weekly" in event.detail
     assert "paused=False" in event.detail
+
+
+def test_a_list_that_stores_each_readers_clicks_says_so_and_joining_it_records_that(
+    client: TestClient, session: Session, reader: str, lists: list[NewsletterList]
+) -> None:
+    lists[1].click_tracking = ClickTracking.INDIVIDUAL
+    session.commit()
+    notice = (
+        "Shortlysts Tech records which links you click in its emails, to learn what readers read."
+    )
+
+    page = client.get(reader).text
+    client.post(reader, data={"lists": ["daily", "tech"], "frequency": "daily"})
+
+    assert f"Shortlysts Tech Technology news, once a day. {notice}" in visible_text(page)
+    assert visible_text(page).count("records which links you click") == 1
+    event = session.scalars(
+        select(ConsentEvent).where(ConsentEvent.action == ConsentAction.PREFERENCES)
+    ).one()
+    assert event.wording == f"Save my preferences {notice}"
 
 
 def test_leaving_one_list_keeps_the_other(

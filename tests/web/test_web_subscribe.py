@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.models import (
+    ClickTracking,
     ConsentAction,
     ConsentEvent,
     NewsletterList,
@@ -32,6 +33,9 @@ from tests.web.conftest import (
 )
 
 EMAIL = "reader@example.com"
+CLICKS_STORED = (
+    "Shortlysts Daily records which links you click in its emails, to learn what readers read."
+)
 
 
 def form(email: str = EMAIL, **extra: object) -> dict[str, object]:
@@ -321,6 +325,69 @@ def test_invalid_form_is_shown_again_with_the_error(
     assert count_rows(session) == NO_ROWS
 
 
+def tracking_individually(session: Session, nl: NewsletterList) -> None:
+    nl.click_tracking = ClickTracking.INDIVIDUAL
+    session.commit()
+
+
+def signup_wording(session: Session) -> dict[int | None, str]:
+    return dict(session.execute(select(ConsentEvent.list_id, ConsentEvent.wording)).all())
+
+
+def test_a_list_that_stores_each_readers_clicks_says_so_beside_it_and_nowhere_else(
+    client: TestClient, session: Session, lists: list[NewsletterList]
+) -> None:
+    tracking_individually(session, lists[0])
+
+    page = client.get("/subscribe").text
+
+    assert f"Shortlysts Daily Every morning's top stories. {CLICKS_STORED}" in visible_text(page)
+    assert visible_text(page).count("records which links you click") == 1
+
+
+def test_the_consent_log_keeps_the_words_a_reader_saw_about_their_clicks(
+    client: TestClient, session: Session, lists: list[NewsletterList]
+) -> None:
+    tracking_individually(session, lists[0])
+
+    response = client.post("/subscribe", data=form(lists=["daily", "tech"]))
+
+    assert response.status_code == 200
+    assert signup_wording(session) == {
+        lists[0].id: f"{SIGNUP_WORDING} {CLICKS_STORED}",
+        lists[1].id: SIGNUP_WORDING,
+    }
+
+
+def test_a_list_that_also_stores_opens_says_so(
+    client: TestClient, session: Session, lists: list[NewsletterList]
+) -> None:
+    lists[0].track_opens = True
+    tracking_individually(session, lists[0])
+
+    client.post("/subscribe", data=form())
+
+    assert signup_wording(session)[lists[0].id].endswith(
+        "Shortlysts Daily records which links you click in its emails, and when you open "
+        "them, to learn what readers read."
+    )
+
+
+def test_an_api_signup_records_the_notice_the_api_gives_for_the_list(
+    client: TestClient, session: Session, lists: list[NewsletterList]
+) -> None:
+    tracking_individually(session, lists[0])
+
+    listed = {entry["slug"]: entry for entry in client.get("/api/v1/lists").json()}
+    client.post("/api/v1/subscriptions", json=api_body(lists=["daily", "tech"]))
+
+    assert listed["daily"]["tracking_notice"] == CLICKS_STORED
+    assert listed["tech"]["tracking_notice"] == ""
+    wording = signup_wording(session)
+    assert wording[lists[0].id] == f"{SIGNUP_WORDING} {CLICKS_STORED}"
+    assert CLICKS_STORED not in wording[lists[1].id]
+
+
 def test_api_lists_the_public_lists(client: TestClient, lists: list[NewsletterList]) -> None:
     response = client.get("/api/v1/lists")
 
@@ -330,8 +397,14 @@ def test_api_lists_the_public_lists(client: TestClient, lists: list[NewsletterLi
             "slug": "daily",
             "name": "Shortlysts Daily",
             "description": "Every morning's top stories.",
+            "tracking_notice": "",
         },
-        {"slug": "tech", "name": "Shortlysts Tech", "description": "Technology news, once a day."},
+        {
+            "slug": "tech",
+            "name": "Shortlysts Tech",
+            "description": "Technology news, once a day.",
+            "tracking_notice": "",
+        },
     ]
 
 
