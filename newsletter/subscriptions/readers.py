@@ -29,7 +29,7 @@ from newsletter.models import (
     Subscription,
     SubscriptionStatus,
 )
-from newsletter.subscriptions import consent
+from newsletter.subscriptions import clicks, consent
 from newsletter.subscriptions.addresses import normalise_address
 from newsletter.subscriptions.consent import Client
 from newsletter.subscriptions.service import find_subscriber
@@ -294,6 +294,7 @@ def export_data(session: Session, subscriber_id: int) -> dict[str, Any] | None:
             }
             for d, edition_date, slug in deliveries
         ],
+        "clicks": clicks.export(session, subscriber_id),
     }
 
 
@@ -306,8 +307,9 @@ def link_is_foreign(session: Session, subscriber_id: int, key: str) -> bool:
 
 def erase(session: Session, subscriber_id: int, *, client: Client, now: datetime) -> bool:
     """Delete a reader and everything about them; the consent log keeps an anonymous trace,
-    and the mail that came back for them keeps its counts (kind, category, receiving domain)
-    but no longer their address or the messages themselves."""
+    the mail that came back for them keeps its counts (kind, category, receiving domain)
+    but no longer their address or the messages themselves, and their clicks stay in the
+    counts but no longer name them."""
     subscriber = session.get(Subscriber, subscriber_id)
     if subscriber is None:
         return False
@@ -318,6 +320,7 @@ def erase(session: Session, subscriber_id: int, *, client: Client, now: datetime
     session.flush()
     consent.anonymise(session, subscriber_id, subscriber.email)
     _forget_returned_mail(session, subscriber_id, subscriber.email)
+    clicks.forget(session, subscriber_id)
     session.execute(delete(Delivery).where(Delivery.subscriber_id == subscriber_id))
     session.execute(delete(Subscription).where(Subscription.subscriber_id == subscriber_id))
     session.delete(subscriber)

@@ -14,18 +14,23 @@ from newsletter.config import Settings
 from newsletter.editions.lifecycle import start_sending
 from newsletter.lists.service import ListError, ListSpec, create_list, lists_by_slug
 from newsletter.models import (
+    ClickTracking,
     ConsentAction,
     ConsentEvent,
     Delivery,
+    Edition,
+    EngagedMessage,
     Frequency,
     InboundMessage,
     MailEvent,
     MailEventKind,
     NewsletterList,
+    ReaderClick,
     Subscriber,
     SubscriberStatus,
     Subscription,
     SubscriptionStatus,
+    TrackedLink,
 )
 from newsletter.subscriptions import readers
 from newsletter.subscriptions.consent import Client
@@ -646,6 +651,137 @@ def test_erase_after_the_subscriptions_were_loaded(
 def test_erase_of_nobody(session: Session) -> None:
     assert readers.erase(session, 77, client=WHO, now=_now()) is False
     assert count(session, ConsentEvent) == 0
+
+
+# --- a reader's own clicks (lists that track readers individually) --------------------------
+
+
+def tracked_edition(
+    session: Session, nl: NewsletterList, now: datetime, settings: Settings
+) -> tuple[Edition, dict[str, int]]:
+    """A sent edition of a list that stores each reader's clicks; its deliveries by address."""
+    nl.click_tracking = ClickTracking.INDIVIDUAL
+    edition = edition_with_readers(
+        session, nl, [EMAIL, "bob@example.com"], now=now, settings=settings
+    )
+    start_sending(session, edition.id, now=now)
+    session.commit()
+    deliveries = dict(
+        session.execute(
+            select(Subscriber.email, Delivery.id).join(
+                Delivery, Delivery.subscriber_id == Subscriber.id
+            )
+        ).all()
+    )
+    return edition, deliveries
+
+
+def clicked(
+    session: Session, edition: Edition, subscriber_id: int, delivery_id: int, *,
+    link: TrackedLink | None, at: datetime, machine: bool = False,
+) -> None:  # fmt: skip
+    """What the flush writes for a reader's click (``link``) or open (None)."""
+    kind = "open" if link is None else "click"
+    session.merge(EngagedMessage(
+        edition_id=edition.id, kind=kind, ref=f"d{delivery_id}", subscriber_id=subscriber_id,
+        created_at=at,
+    ))  # fmt: skip
+    session.add(ReaderClick(
+        edition_id=edition.id, link_id=link.id if link else None, subscriber_id=subscriber_id,
+        clicked_at=at, machine=machine, reason="scanner" if machine else "",
+    ))  # fmt: skip
+    session.commit()
+
+
+def links_of(session: Session, edition: Edition) -> list[TrackedLink]:
+    return list(
+        session.scalars(
+            select(TrackedLink)
+            .where(TrackedLink.edition_id == edition.id)
+            .order_by(TrackedLink.number)
+        )
+    )
+
+
+def subscriber_id_of(session: Session, email: str) -> int:
+    return session.scalars(select(Subscriber.id).where(Subscriber.email == email)).one()
+
+
+def test_export_data_holds_the_readers_recorded_clicks_and_opens(
+    session: Session, daily_list: NewsletterList, now: datetime, settings: Settings
+) -> None:
+    edition, deliveries = tracked_edition(session, daily_list, now, settings)
+    first, second = links_of(session, edition)[:2]
+    ada, bob = subscriber_id_of(session, EMAIL), subscriber_id_of(session, "bob@example.com")
+    later = now + timedelta(hours=1)
+    clicked(session, edition, ada, deliveries[EMAIL], link=second, at=later)
+    clicked(session, edition, ada, deliveries[EMAIL], link=None, at=now + timedelta(minutes=5))
+    clicked(session, edition, ada, deliveries[EMAIL], link=first, at=later, machine=True)
+    clicked(session, edition, bob, deliveries["bob@example.com"], link=first, at=later)
+
+    data = readers.export_data(session, ada)
+
+    assert data is not None
+    assert data["clicks"]["recorded"] == 3
+    assert data["clicks"]["lists_tracking_individually"] == ["daily"]
+    day = now.date().isoformat()
+    assert data["clicks"]["items"] == [
+        {"list": "daily", "edition_date": day, "kind": "open", "url": None,
+         "at": (now + timedelta(minutes=5)).isoformat(), "machine": False},
+        {"list": "daily", "edition_date": day, "kind": "click", "url": second.url,
+         "at": later.isoformat(), "machine": False},
+        {"list": "daily", "edition_date": day, "kind": "click", "url": first.url,
+         "at": later.isoformat(), "machine": True},
+    ]  # fmt: skip
+
+
+def test_export_data_of_a_reader_of_an_anonymous_list_has_no_clicks(
+    session: Session, confirmed: int
+) -> None:
+    data = readers.export_data(session, confirmed)
+
+    assert data is not None
+    assert data["clicks"] == {"recorded": 0, "lists_tracking_individually": [], "items": []}
+
+
+def test_erase_deletes_the_readers_clicks_and_detaches_the_messages_they_engaged_with(
+    session: Session, daily_list: NewsletterList, now: datetime, settings: Settings
+) -> None:
+    edition, deliveries = tracked_edition(session, daily_list, now, settings)
+    link = links_of(session, edition)[0]
+    ada, bob = subscriber_id_of(session, EMAIL), subscriber_id_of(session, "bob@example.com")
+    clicked(session, edition, ada, deliveries[EMAIL], link=link, at=now)
+    clicked(session, edition, ada, deliveries[EMAIL], link=None, at=now)
+    clicked(session, edition, bob, deliveries["bob@example.com"], link=link, at=now)
+    # A message the flush did not tie to its reader still names their delivery.
+    session.merge(EngagedMessage(
+        edition_id=edition.id, kind="open", ref=f"d{deliveries[EMAIL]}", subscriber_id=None,
+        created_at=now,
+    ))  # fmt: skip
+    session.commit()
+
+    assert readers.erase(session, ada, client=WHO, now=now) is True
+    session.commit()
+
+    session.expire_all()
+    assert session.scalars(select(ReaderClick.subscriber_id)).all() == [bob]
+    engaged = session.execute(
+        select(EngagedMessage.kind, EngagedMessage.ref, EngagedMessage.subscriber_id).order_by(
+            EngagedMessage.kind, EngagedMessage.ref
+        )
+    ).all()
+    assert len(engaged) == 3  # each message still counts once
+    theirs = [row for row in engaged if row.subscriber_id != bob]
+    assert sorted(row.kind for row in theirs) == ["click", "open"]
+    for row in theirs:
+        assert row.subscriber_id is None
+        assert row.ref.startswith("x")
+        assert len(row.ref) > 8
+    assert f"d{deliveries[EMAIL]}" not in {row.ref for row in engaged}
+    assert (f"d{deliveries['bob@example.com']}", bob) in {
+        (row.ref, row.subscriber_id) for row in engaged
+    }
+    assert session.get_one(TrackedLink, link.id).human_clicks == link.human_clicks
 
 
 # --- purge_expired_signups -------------------------------------------------------------------
