@@ -8,7 +8,18 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from newsletter.cli import db, digest, editors, failures, feeds, inbound, lists, posts, subscribers
+from newsletter.cli import (
+    analytics,
+    db,
+    digest,
+    editors,
+    failures,
+    feeds,
+    inbound,
+    lists,
+    posts,
+    subscribers,
+)
 from newsletter.cli.common import fail
 from newsletter.cli.demo import demo
 from newsletter.cli.dispatch import dispatch
@@ -33,6 +44,7 @@ app.add_typer(digest.app, name="digest")
 app.add_typer(editors.app, name="editors")
 app.add_typer(feeds.app, name="feeds")
 app.add_typer(inbound.app, name="inbound")
+app.add_typer(analytics.app, name="analytics")
 app.command()(dispatch)
 app.command()(demo)
 app.command()(serve)
