@@ -2,7 +2,9 @@
 
 Mail that comes back is reported over the last 30 days per list (by list slug, never by
 reader): events by kind and category, the bounce and complaint rates an operator compares
-with Gmail's 0.3%, and the readers blocked and inbound messages by status in all.
+with Gmail's 0.3%, and the readers blocked and inbound messages by status in all. Clicks
+and opens are totals over every edition, a person's or a machine's, and nothing finer: no
+label names a reader, a link or a list.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from newsletter.models import (
     ConsentEvent,
     Delivery,
     DeliveryStatus,
+    EditionEngagement,
     InboundMessage,
     InboundStatus,
     MailEvent,
     NewsletterList,
     Subscription,
+    TrackedLink,
 )
 
 WINDOW_DAYS = 30
@@ -42,6 +46,7 @@ class DatabaseCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         with session_scope(self.database_url) as session:
             yield from self._returns(session)
+            yield from self._engagement(session)
             actions = dict(
                 session.execute(
                     select(ConsentEvent.action, func.count()).group_by(ConsentEvent.action)
@@ -75,6 +80,29 @@ class DatabaseCollector(Collector):
         for state, count in sorted(subscriptions.items()):
             readers.add_metric([str(state.value)], int(count))
         yield readers
+
+    def _engagement(self, session: Session) -> Iterator[Metric]:
+        """Clicks on tracked links and opens, as the flush judged them, summed over all."""
+        clicks = session.execute(
+            select(
+                func.coalesce(func.sum(TrackedLink.human_clicks), 0),
+                func.coalesce(func.sum(TrackedLink.machine_clicks), 0),
+            )
+        ).one()
+        opens = session.execute(
+            select(
+                func.coalesce(func.sum(EditionEngagement.human_opens), 0),
+                func.coalesce(func.sum(EditionEngagement.machine_opens), 0),
+            )
+        ).one()
+        for name, help_text, (human, machine) in (
+            ("newsletter_link_clicks", "Clicks on tracked story links, by whom.", clicks),
+            ("newsletter_opens", "Opens counted by the open pixel (an estimate), by whom.", opens),
+        ):
+            family = CounterMetricFamily(name, help_text, labels=["by"])
+            family.add_metric(["person"], int(human))
+            family.add_metric(["machine"], int(machine))
+            yield family
 
     def _returns(self, session: Session) -> Iterator[Metric]:
         """What came back: read in the scrape's own transaction, like the figures above."""

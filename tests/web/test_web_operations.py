@@ -16,7 +16,7 @@ from newsletter.delivery.fanout import pending_batches
 from newsletter.editions.lifecycle import start_sending
 from newsletter.editions.sending import run_batch
 from newsletter.inbound import intake
-from newsletter.models import NewsletterList, Subscription
+from newsletter.models import EditionEngagement, NewsletterList, Subscription, TrackedLink
 from newsletter.subscriptions.service import Signup, subscribe
 from newsletter.subscriptions.tokens import (
     PREFERENCES,
@@ -205,6 +205,30 @@ def test_metrics_name_no_reader(
     hard_bounce(session, edition, "ann@example.com", settings=settings, now=now)
 
     assert "example.com" not in client.get("/metrics").text
+
+
+def test_metrics_total_the_clicks_and_opens_of_every_edition_and_nothing_finer(
+    client: TestClient, session: Session, settings: Settings, daily_list: NewsletterList,
+    now: datetime,
+) -> None:  # fmt: skip
+    assert [metric(client, name, by=by) for name in ("newsletter_link_clicks_total",
+            "newsletter_opens_total") for by in ("person", "machine")] == [0, 0, 0, 0]  # fmt: skip
+    edition = sent_edition(session, daily_list, ["ann@example.com"], now=now, settings=settings)
+    links = session.scalars(select(TrackedLink).where(TrackedLink.edition_id == edition.id)).all()
+    for link, (human, machine) in zip(links, [(5, 1), (2, 3)], strict=False):
+        link.human_clicks, link.machine_clicks = human, machine
+    session.add(EditionEngagement(edition_id=edition.id, human_opens=4, machine_opens=9))
+    session.commit()
+
+    found = samples(client)
+
+    assert found[("newsletter_link_clicks_total", (("by", "person"),))] == 7
+    assert found[("newsletter_link_clicks_total", (("by", "machine"),))] == 4
+    assert found[("newsletter_opens_total", (("by", "person"),))] == 4
+    assert found[("newsletter_opens_total", (("by", "machine"),))] == 9
+    labels = {name for (metric_name, labelled) in found if "clicks" in metric_name
+              or "opens" in metric_name for name, _ in labelled}  # fmt: skip
+    assert labels == {"by"}
 
 
 @pytest.fixture
