@@ -7,6 +7,8 @@ only to the URL stored for that link of that edition, so this is no open redirec
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.background import BackgroundTask
@@ -26,7 +28,7 @@ from newsletter.db import session_scope
 from newsletter.rendering.placeholders import WEB_READER
 from newsletter.web.context import Web, message, web
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(tags=["tracked links"])
 
 # A transparent 1x1 GIF.
 PIXEL = bytes.fromhex(
@@ -64,8 +66,18 @@ def _unknown_link(request: Request, slug: str | None) -> Response:
     )
 
 
-@router.api_route("/r/{token}", methods=["GET", "HEAD"])
-@router.api_route("/r/{token}/{reader}", methods=["GET", "HEAD"])
+_FOLLOW: dict[str, Any] = {
+    "summary": "Follow a story link of an email (302 to the story; counted)",
+    "status_code": 302,
+    "responses": {404: {"description": "Not a link of any edition"}},
+}
+
+
+# HEAD too: link scanners ask with it, and are counted as machines.
+@router.get("/r/{token}", operation_id="follow_link", **_FOLLOW)
+@router.head("/r/{token}", include_in_schema=False)
+@router.get("/r/{token}/{reader}", operation_id="follow_reader_link", **_FOLLOW)
+@router.head("/r/{token}/{reader}", include_in_schema=False)
 async def follow_link(request: Request, token: str, reader: str = "") -> Response:
     """Lead a reader to a story of an edition, and count the click."""
     app = web(request)
@@ -87,7 +99,7 @@ async def follow_link(request: Request, token: str, reader: str = "") -> Respons
     return response
 
 
-@router.get("/o/{token}/{reader}")
+@router.get("/o/{token}/{reader}", summary="The open pixel of an email (a 1x1 GIF; counted)")
 async def open_pixel(request: Request, token: str, reader: str) -> Response:
     """A 1x1 image; fetched means opened, by a person or by a proxy (see machines)."""
     app = web(request)
