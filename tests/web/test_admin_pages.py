@@ -788,19 +788,25 @@ def test_the_lists_page_offers_each_story_detail(
     assert ("dek", " selected") in [(value, chosen) for value, chosen, _ in options]
 
 
-def test_an_unknown_story_detail_is_refused_and_nothing_changes(
-    admin: AdminClient, session: Session, daily_list: NewsletterList
-) -> None:
+@pytest.mark.parametrize(
+    ("field", "choices", "kept"),
+    [
+        ("story_detail", "'dek', 'first_section' or 'all_sections'", StoryDetail.DEK),
+        ("click_tracking", "'off', 'anonymous' or 'individual'", ClickTracking.ANONYMOUS),
+    ],
+)
+def test_an_unknown_choice_is_refused_and_nothing_changes(
+    admin: AdminClient, session: Session, daily_list: NewsletterList, field: str, choices: str,
+    kept: str,
+) -> None:  # fmt: skip
     response = admin.post("/admin/lists/daily", {
-        "schedule": "30 6 * * *", "timezone": "UTC", "story_detail": "everything",
+        "schedule": "30 6 * * *", "timezone": "UTC", field: "everything",
     })  # fmt: skip
 
     assert response.status_code == 400
-    assert error_paragraph(response.text) == (
-        "story_detail: Input should be 'dek', 'first_section' or 'all_sections'"
-    )
+    assert error_paragraph(response.text) == f"{field}: Input should be {choices}"
     session.refresh(daily_list)
-    assert (daily_list.schedule, daily_list.story_detail) == ("0 7 * * *", StoryDetail.DEK)
+    assert (daily_list.schedule, getattr(daily_list, field)) == ("0 7 * * *", kept)
 
 
 def test_a_lists_tracking_is_chosen_shown_and_kept_by_a_form_without_it(
@@ -828,23 +834,6 @@ def test_a_lists_tracking_is_chosen_shown_and_kept_by_a_form_without_it(
         "0 8 * * *", ClickTracking.INDIVIDUAL, True,
     )  # fmt: skip
     assert daily_list.utm_tags is False
-
-
-def test_an_unknown_click_tracking_is_refused_and_nothing_changes(
-    admin: AdminClient, session: Session, daily_list: NewsletterList
-) -> None:
-    response = admin.post("/admin/lists/daily", {
-        "schedule": "30 6 * * *", "timezone": "UTC", "click_tracking": "everyone",
-    })  # fmt: skip
-
-    assert response.status_code == 400
-    assert error_paragraph(response.text) == (
-        "click_tracking: Input should be 'off', 'anonymous' or 'individual'"
-    )
-    session.refresh(daily_list)
-    assert (daily_list.schedule, daily_list.click_tracking) == (
-        "0 7 * * *", ClickTracking.ANONYMOUS,
-    )  # fmt: skip
 
 
 def test_a_bad_cron_expression_is_refused_and_the_form_shown_again(
