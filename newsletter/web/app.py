@@ -208,6 +208,9 @@ def create_app(
     async def http_error(request: Request, error: HTTPException) -> Response:
         """Starlette's own refusals (bad multipart, too many fields, a body over the limit) as
         pages outside the API and the webhooks, whose callers are programs reading JSON."""
+        if error.status_code == 404 and request.url.path.startswith("/r/"):
+            # A tracked link cut or re-encoded on its way: lead to the archive, not a bare 404.
+            return clicks.unknown_link(request)
         if request.url.path.startswith(("/api/", "/webhooks/")) or error.status_code < 400:
             return JSONResponse(
                 {"detail": error.detail}, status_code=error.status_code, headers=error.headers

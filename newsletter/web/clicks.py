@@ -54,7 +54,8 @@ def _event(request: Request, kind: str, edition_id: int, number: int, reader: st
     )
 
 
-def _unknown_link(request: Request, slug: str | None) -> Response:
+def unknown_link(request: Request, slug: str | None = None) -> Response:
+    """The 404 page of a link under /r/ that leads nowhere: to the archive instead."""
     archive = f"/archive/{slug}" if slug else web(request).settings.site_url
     return message(
         request,
@@ -83,13 +84,13 @@ async def follow_link(request: Request, token: str, reader: str = "") -> Respons
     app = web(request)
     link = read_link_token(app.settings.secret_key, token)
     if link is None:
-        return _unknown_link(request, None)
+        return unknown_link(request, None)
     found = app.links.get(link)
     if found is None:
         found = await run_in_threadpool(_load, app.settings.database_url, link)
         if found is None:
             slug = await run_in_threadpool(_slug, app.settings.database_url, link[0])
-            return _unknown_link(request, slug)
+            return unknown_link(request, slug)
         app.links.put(link, found)
     event = _event(request, "c", link[0], link[1], reader)
     await app.clicks.record(event.encode())
