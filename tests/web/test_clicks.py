@@ -169,7 +169,8 @@ def test_links_in_the_archive_lead_on_without_being_counted(
     page = reader_view(edition, manage_url="https://news.example.com/manage")
     links = [p for p in page.split('"') if "/r/" in p]
 
-    assert links and all(link.endswith("/web") for link in links)
+    assert links
+    assert all(link.endswith("/web") for link in links)
     follow(web, links[0])
     flushed(web, clock)
     assert set(counts(session, edition).values()) == {(0, 0)}
@@ -262,7 +263,7 @@ def test_a_list_that_tracks_individuals_records_whose_click_it_was(
 ) -> None:  # fmt: skip
     daily_list.click_tracking = ClickTracking.INDIVIDUAL
     session.commit()
-    edition, received = send_to_readers(
+    _edition, received = send_to_readers(
         session, daily_list, READERS, now=now, settings=settings, clock=clock
     )
     clock.advance(timedelta(hours=2))

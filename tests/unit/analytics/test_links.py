@@ -55,7 +55,8 @@ def test_an_anonymous_reader_part_names_no_reader_and_differs_per_message() -> N
     first, second = parts.part(7), parts.part(7)
 
     reader = read_reader(KEY, 42, first)
-    assert reader is not None and reader.delivery_id is None
+    assert reader is not None
+    assert reader.delivery_id is None
     assert reader.sent_at == SENT.timestamp()
     assert first != second
     assert "7" not in first.split(".")[0]
@@ -65,7 +66,8 @@ def test_an_individual_reader_part_names_the_delivery() -> None:
     part = ReaderParts(KEY, 42, ClickTracking.INDIVIDUAL, SENT).part(1234)
 
     reader = read_reader(KEY, 42, part)
-    assert reader is not None and reader.delivery_id == 1234
+    assert reader is not None
+    assert reader.delivery_id == 1234
 
 
 def test_a_reader_part_is_bound_to_its_edition_and_signature() -> None:
