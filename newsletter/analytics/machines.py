@@ -88,8 +88,9 @@ class Rules:
 
 
 def burst_size(links_in_edition: int, share: float) -> int:
-    """How many different links one message must fetch at once to be a machine: at least 2."""
-    return max(2, math.ceil(links_in_edition * share))
+    """How many different links one message must fetch at once to be a machine: at least 3,
+    so a reader opening two stories in tabs is never one, however short the edition."""
+    return max(3, math.ceil(links_in_edition * share))
 
 
 def classify(message: Sequence[Click], *, links_in_edition: int, rules: Rules) -> list[str]:
