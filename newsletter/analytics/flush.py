@@ -185,6 +185,9 @@ def _write(
         {"edition_id": e, "kind": kind, "ref": ref, "created_at": now,
          "subscriber_id": subscribers.get((e, ref))}
         for e, kind, ref in tally.engaged
+        # A delivery that is gone was an erased reader's: their message was counted once
+        # already, under a ref erasure replaced.
+        if not ref.startswith("d") or (e, ref) in subscribers
     ]  # fmt: skip
     _upsert(session, EngagedMessage, engaged, ["edition_id", "kind", "ref"], [])
     touched = set(editions)

@@ -30,7 +30,7 @@ from newsletter.delivery.mime_template import (
 )
 from newsletter.delivery.verp import ReturnPath
 from newsletter.models import ClickTracking, Edition
-from newsletter.rendering.placeholders import Markers
+from newsletter.rendering.placeholders import WEB_READER, Markers
 from newsletter.subscriptions.tokens import PREFERENCES, UNSUBSCRIBE, make_token
 
 
@@ -104,7 +104,10 @@ class PreparedEdition:
         return ReaderParts(self.secret_key, self.edition_id, self.click_tracking, self.date)
 
     def reader_part(self, recipient: Recipient) -> str:
-        """The reader part of this message's tracked links (:mod:`newsletter.analytics`)."""
+        """The reader part of this message's tracked links (:mod:`newsletter.analytics`).
+        A test copy (no delivery) gets the web's: its links lead on without being counted."""
+        if not recipient.delivery_id:
+            return WEB_READER
         return self._reader_parts.part(recipient.delivery_id)
 
     def links(self, recipient: Recipient) -> tuple[str, str]:

@@ -4,6 +4,7 @@ edition's own stories, and the flush counts people and machines apart."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from newsletter.analytics.links import link_token
 from newsletter.clock import FrozenClock
 from newsletter.config import Settings
+from newsletter.editions import service as editions
 from newsletter.editions.archive import reader_view
 from newsletter.models import (
     ClickTracking,
@@ -25,6 +27,8 @@ from newsletter.models import (
     Subscriber,
     TrackedLink,
 )
+from newsletter.subscriptions import readers
+from newsletter.subscriptions.consent import Client
 from newsletter.web.clicks import flush_clicks
 from tests.tracked import open_pixel, part, path_of, send_to_readers, tracked_links
 from tests.web.conftest import AppFactory
@@ -317,3 +321,46 @@ def test_opens_through_apples_proxy_are_machine_opens(
         3,
         1,
     )
+
+
+def test_an_editors_test_copy_is_not_counted(
+    sent: tuple[Edition, dict[str, EmailMessage]], web: TestClient, session: Session,
+    settings: Settings, clock: FrozenClock,
+) -> None:  # fmt: skip
+    edition, _ = sent
+    copy = editions.test_message(edition, "editor@example.com", settings, now=clock())
+    message = message_from_bytes(copy.data, policy=policy.default)
+    links = tracked_links(message) + tracked_links(message, "plain")  # type: ignore[arg-type]
+    clock.advance(timedelta(hours=1))
+
+    assert links
+    assert all(link.endswith("/web") for link in links)
+    follow(web, links[0])
+    flushed(web, clock)
+    assert set(counts(session, edition).values()) == {(0, 0)}
+
+
+def test_an_erased_readers_old_email_does_not_count_them_twice(
+    session: Session, daily_list: NewsletterList, now: datetime, settings: Settings,
+    clock: FrozenClock, web: TestClient,
+) -> None:  # fmt: skip
+    daily_list.click_tracking = ClickTracking.INDIVIDUAL
+    session.commit()
+    edition, received = send_to_readers(
+        session, daily_list, READERS, now=now, settings=settings, clock=clock
+    )
+    link = tracked_links(received["bob@example.com"])[0]
+    clock.advance(timedelta(hours=1))
+    follow(web, link)
+    flushed(web, clock)
+    bob = session.scalar(select(Subscriber).where(Subscriber.email == "bob@example.com"))
+    assert bob is not None
+    readers.erase(session, bob.id, client=Client(source="link"), now=clock())
+    session.commit()
+
+    follow(web, link)
+    flushed(web, clock)
+
+    session.expire_all()
+    assert session.get(EditionEngagement, edition.id).unique_clickers == 1  # type: ignore[union-attr]
+    assert session.scalars(select(ReaderClick)).all() == []
