@@ -30,6 +30,8 @@ COMMAND_FOR_TASK = {
         INSTALLED_CELERY, "-A", "workers", "call", "workers.tasks.purge_inbound"
     ],
     "workers.tasks.poll_bounce_mailbox": [INSTALLED, "inbound", "poll"],
+    "workers.tasks.flush_clicks": [INSTALLED, "analytics", "flush"],
+    "workers.tasks.purge_reader_clicks": [INSTALLED, "analytics", "purge"],
 }  # fmt: skip
 
 
