@@ -126,3 +126,15 @@ def without_password(url: str) -> str:
     """``url`` fit to print or log: a password in it replaced by ``***``. Works on URLs too
     broken to parse, which are the ones error messages quote."""
     return _PASSWORD_IN_URL.sub(r"\1***@", url)
+
+
+def base36(number: int) -> str:
+    """A non-negative number in digits and lowercase letters: short, and safe in any local
+    part or URL path (VERP tags, tracked links' reader parts)."""
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        number, rest = divmod(number, 36)
+        out = digits[rest] + out
+        if not number:
+            return out

@@ -16,19 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from newsletter.models import ClickTracking
+from newsletter.text import base36
 
 _SIG_CHARS = 12
 _MAX_PART = 80
-
-
-def _base36(number: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        number, rest = divmod(number, 36)
-        out = digits[rest] + out
-        if not number:
-            return out
 
 
 @dataclass(frozen=True)
@@ -51,7 +42,7 @@ class ReaderParts:
     ) -> None:
         self._mac = hmac.new(secret_key.encode(), f"reader:{edition_id}:".encode(), "sha256")
         self._individual = tracking == ClickTracking.INDIVIDUAL
-        self._sent = _base36(int(sent_at.timestamp()))
+        self._sent = base36(int(sent_at.timestamp()))
 
     def part(self, delivery_id: int) -> str:
         if self._individual:

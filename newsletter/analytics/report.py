@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
@@ -67,6 +67,31 @@ def _share(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
+class _Rates:
+    """Rates over what was delivered, the same in a report and in a trend's row."""
+
+    delivered: int
+    unique_clickers: int
+    complaints: int
+
+    if TYPE_CHECKING:  # a field of a trend's row, a sum in a report
+
+        @property
+        def bounced(self) -> int: ...
+
+    @property
+    def click_through_rate(self) -> float | None:
+        return _share(self.unique_clickers, self.delivered)
+
+    @property
+    def bounce_rate(self) -> float | None:
+        return _share(self.bounced, self.delivered)
+
+    @property
+    def complaint_rate(self) -> float | None:
+        return _share(self.complaints, self.delivered)
+
+
 @dataclass(frozen=True)
 class StoryClicks:
     """One story's link in the edition and the clicks it had."""
@@ -96,7 +121,7 @@ class Opens:
 
 
 @dataclass(frozen=True)
-class EditionReport:
+class EditionReport(_Rates):
     edition_id: int
     list_slug: str
     list_name: str
@@ -131,18 +156,6 @@ class EditionReport:
     @property
     def human_clicks(self) -> int:
         return sum(story.human_clicks for story in self.stories)
-
-    @property
-    def click_through_rate(self) -> float | None:
-        return _share(self.unique_clickers, self.delivered)
-
-    @property
-    def bounce_rate(self) -> float | None:
-        return _share(self.bounced, self.delivered)
-
-    @property
-    def complaint_rate(self) -> float | None:
-        return _share(self.complaints, self.delivered)
 
     @property
     def unsubscribe_rate(self) -> float | None:
@@ -251,7 +264,7 @@ def click_hours(
 
 
 @dataclass(frozen=True)
-class TrendPoint:
+class TrendPoint(_Rates):
     """One edition of a list, beside the others."""
 
     edition_id: int
@@ -264,18 +277,6 @@ class TrendPoint:
     unique_clickers: int
     bounced: int
     complaints: int
-
-    @property
-    def click_through_rate(self) -> float | None:
-        return _share(self.unique_clickers, self.delivered)
-
-    @property
-    def bounce_rate(self) -> float | None:
-        return _share(self.bounced, self.delivered)
-
-    @property
-    def complaint_rate(self) -> float | None:
-        return _share(self.complaints, self.delivered)
 
 
 @dataclass(frozen=True)

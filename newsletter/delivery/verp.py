@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final, Literal
 
+from newsletter.text import base36
+
 DIGEST: Final = "d"
 NOTICE: Final = "n"
 TagKind = Literal["d", "n"]
@@ -32,16 +34,6 @@ class Tag:
     kind: TagKind
     subscriber_id: int
     edition_id: int | None = None
-
-
-def _b36(number: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        number, rest = divmod(number, 36)
-        out = digits[rest] + out
-        if not number:
-            return out
 
 
 @lru_cache(maxsize=8)
@@ -63,9 +55,9 @@ def _encoded(mac: hmac.HMAC) -> str:
 
 def make_tag(secret_key: str, tag: Tag) -> str:
     if tag.kind == DIGEST:
-        payload = f"d{_b36(tag.edition_id or 0)}-{_b36(tag.subscriber_id)}"
+        payload = f"d{base36(tag.edition_id or 0)}-{base36(tag.subscriber_id)}"
     else:
-        payload = f"n{_b36(tag.subscriber_id)}"
+        payload = f"n{base36(tag.subscriber_id)}"
     return f"{payload}-{_signature(secret_key, payload)}"
 
 
@@ -110,13 +102,13 @@ class ReturnPath:
         """The envelope senders of one edition's digests, by reader id: the same addresses
         as :meth:`address`, with the edition's part and its HMAC state made once per
         edition, so each reader costs one HMAC copy and one base-36 number."""
-        head = f"d{_b36(edition_id)}-"
+        head = f"d{base36(edition_id)}-"
         keyed = _keyed(self.secret_key).copy()
         keyed.update(head.encode())
         prefix, suffix = f"{self.local}+{head}", f"@{self.domain}"
 
         def sender(subscriber_id: int) -> str:
-            reader = _b36(subscriber_id)
+            reader = base36(subscriber_id)
             mac = keyed.copy()
             mac.update(reader.encode())
             return f"{prefix}{reader}-{_encoded(mac)}{suffix}"
