@@ -1,4 +1,5 @@
-"""``newsletter analytics``: write buffered clicks now, and forget readers' old clicks.
+"""``newsletter analytics``: an edition's report, write buffered clicks now, and forget
+readers' old clicks.
 
 Beat runs both on its own (flush-clicks every minute, purge-reader-clicks daily); these
 commands are for a deployment without beat, or to see what they do.
@@ -6,14 +7,23 @@ commands are for a deployment without beat, or to see what they do.
 
 from __future__ import annotations
 
+import sys
+from typing import Annotated
+
 import typer
+from rich.table import Table
 
 from newsletter import handoff
+from newsletter.analytics.export import report_csv, summary_rows
 from newsletter.analytics.flush import FlushResult
-from newsletter.cli.common import console, settings, utcnow
+from newsletter.analytics.report import edition_report
+from newsletter.cli.common import console, fail, settings, utcnow
+from newsletter.db import session_scope
+from newsletter.inbound.stats import outcomes_of_editions
 
 app = typer.Typer(
-    help="Clicks and opens: flush the buffer, purge readers' old clicks.", no_args_is_help=True
+    help="Clicks and opens: an edition's report, flush the buffer, purge readers' old clicks.",
+    no_args_is_help=True,
 )
 
 
@@ -67,3 +77,38 @@ def purge() -> None:
         f"{config.click_retention_days} days (click_retention_days); per-link and per-edition "
         "counts stay."
     )
+
+
+@app.command()
+def report(
+    edition_id: Annotated[
+        int,
+        typer.Argument(
+            help="The edition's id (as `newsletter digest status` and the admin show it)."
+        ),
+    ],
+    csv: Annotated[bool, typer.Option("--csv", help="The CSV the admin downloads.")] = False,
+) -> None:
+    """What came of an edition: delivered, bounces, complaints, unsubscribes, clicks per story
+    (people and machines apart). Settled clicks are written first."""
+    config = settings()
+    if config.redis_url:
+        handoff.flush_clicks(config, utcnow)
+    with session_scope(config.database_url) as session:
+        found = edition_report(session, edition_id, outcomes_of=outcomes_of_editions)
+    if found is None:
+        raise fail(f"There is no edition {edition_id}: the admin's Editions page lists them.")
+    if csv:
+        sys.stdout.write(report_csv(found))
+        return
+    summary = Table("", "", show_header=False, box=None)
+    for name, value in summary_rows(found):
+        summary.add_row(name, f"{value:,}" if isinstance(value, int) else str(value))
+    console.print(summary)
+    if not found.stories:
+        return
+    stories = Table("Place", "Story", "People", "Machines", title="Clicks per story")
+    for story in found.stories:
+        place = str(story.position) if story.position else "removed"
+        stories.add_row(place, story.title, f"{story.human_clicks:,}", f"{story.machine_clicks:,}")
+    console.print(stories)

@@ -121,3 +121,33 @@ def test_purge_deletes_reader_clicks_older_than_the_retention_and_says_how_many(
     )
     session.expire_all()
     assert session.scalars(select(ReaderClick.clicked_at)).all() == [now - timedelta(days=179)]
+
+
+def test_report_shows_an_editions_clicks_per_story(
+    session: Session, edition: Edition, now: datetime, with_redis: redis.Redis
+) -> None:
+    buffer = RedisClickBuffer(with_redis)
+    sent = (now - timedelta(hours=1)).timestamp()
+    buffer.push(Click("c", edition.id, 1, "a1", sent, now.timestamp() - 600).encode())
+
+    code, output = run("analytics", "report", str(edition.id))
+
+    assert code == 0
+    assert "Unique human clickers" in output
+    assert "Clicks per story" in output
+    assert first_link(session, edition).human_clicks == 1
+
+
+def test_report_as_csv_is_what_the_admin_downloads(edition: Edition) -> None:
+    code, output = run("analytics", "report", str(edition.id), "--csv")
+
+    assert code == 0
+    assert output.startswith("Metric,Value List,Shortlysts Daily")
+    assert "Rank,Position in email,Story,URL,Human clicks,Machine clicks" in output
+
+
+def test_report_of_no_such_edition_says_where_to_look() -> None:
+    code, output = run("analytics", "report", "999999")
+
+    assert code == 1
+    assert "There is no edition 999999" in output
