@@ -75,7 +75,7 @@ def server_environment(tmp: Path) -> dict[str, str]:
             "NEWSLETTER_SMTP_URL": "",
             "NEWSLETTER_OUTBOX_DIR": str(tmp / "outbox"),
             "NEWSLETTER_ENV_FILE": str(tmp / "no-such.env"),
-            "NEWSLETTER_BASE_URL": "http://127.0.0.1",
+            "NEWSLETTER_BASE_URL": "https://news.example.com",  # production wants https
             "NEWSLETTER_SIGNUP_RATE_LIMIT_PER_IP": HIGH_LIMIT,
             "NEWSLETTER_SIGNUP_RATE_LIMIT_PER_ADDRESS": HIGH_LIMIT,
         }

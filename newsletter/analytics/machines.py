@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -112,12 +113,20 @@ def classify(message: Sequence[Click], *, links_in_edition: int, rules: Rules) -
             reasons.append("")
     clicks = [i for i, c in enumerate(message) if c.kind == "c"]
     needed = burst_size(links_in_edition, rules.burst_share)
-    start = 0
+    # A window sliding over the clicks, with how often each link is in it: linear in the
+    # message's clicks, however many a replayed link piles up.
+    in_window: Counter[int] = Counter()
+    start, marked = 0, -1
     for end, index in enumerate(clicks):
+        in_window[message[index].number] += 1
         while message[index].at - message[clicks[start]].at > rules.burst_seconds:
+            gone = message[clicks[start]].number
+            in_window[gone] -= 1
+            if not in_window[gone]:
+                del in_window[gone]
             start += 1
-        window = clicks[start : end + 1]
-        if len({message[i].number for i in window}) >= needed:
-            for i in window:
-                reasons[i] = reasons[i] or "burst"
+        if len(in_window) >= needed:
+            for j in range(max(start, marked + 1), end + 1):
+                reasons[clicks[j]] = reasons[clicks[j]] or "burst"
+            marked = end
     return reasons

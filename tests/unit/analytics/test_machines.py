@@ -3,7 +3,16 @@ to a message, and what readers do."""
 
 from __future__ import annotations
 
-from newsletter.analytics.machines import Click, Rules, apple_proxy, classify, scanner_agent
+import random
+
+from newsletter.analytics.machines import (
+    Click,
+    Rules,
+    apple_proxy,
+    burst_size,
+    classify,
+    scanner_agent,
+)
 
 RULES = Rules(machine_seconds=30, burst_seconds=20, burst_share=0.5)
 SENT = 1_747_380_600.0  # 2025-05-16 07:30 UTC
@@ -120,3 +129,28 @@ def test_an_event_survives_the_buffer_and_junk_does_not_pass_for_one() -> None:
     assert [Click.decode(line) for line in ("", "c|x|1|a|0|0|", "z|1|1|a|0|0|", "c|1|1")] == [
         None
     ] * 4
+
+
+def reference_bursts(message: list[Click], needed: int, seconds: float) -> set[int]:
+    """Every click in some window of ``seconds`` holding ``needed`` different links: the rule
+    as written, checked window by window."""
+    marked: set[int] = set()
+    for end in range(len(message)):
+        window = [i for i in range(end + 1) if message[end].at - message[i].at <= seconds]
+        if len({message[i].number for i in window}) >= needed:
+            marked.update(window)
+    return marked
+
+
+def test_the_burst_rule_marks_exactly_the_clicks_of_a_burst_window() -> None:
+    rng = random.Random(15)
+    for _ in range(300):
+        moments = sorted(rng.uniform(0, 120) for _ in range(rng.randint(1, 25)))
+        sequence = clicks(*((3600 + t, rng.randint(1, 6)) for t in moments))
+
+        reasons = classify(sequence, links_in_edition=LINKS, rules=RULES)
+
+        expected = reference_bursts(
+            sequence, burst_size(LINKS, RULES.burst_share), RULES.burst_seconds
+        )
+        assert {i for i, r in enumerate(reasons) if r == "burst"} == expected
