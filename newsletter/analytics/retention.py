@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from newsletter.db import affected_rows
-from newsletter.models import ReaderClick
+from newsletter.models import EngagedMessage, ReaderClick
 
 
 def purge_reader_clicks(session: Session, *, now: datetime, retention: timedelta) -> int:
-    """Delete reader clicks older than ``retention``; per-link and per-edition counts stay."""
-    result = session.execute(delete(ReaderClick).where(ReaderClick.clicked_at < now - retention))
+    """Delete reader clicks older than ``retention``, and detach the messages those readers
+    engaged with as long ago (a fresh random ref, no reader): per-link and per-edition counts,
+    unique clickers included, stay. Returns how many clicks were deleted."""
+    cutoff = now - retention
+    result = session.execute(delete(ReaderClick).where(ReaderClick.clicked_at < cutoff))
+    named = session.execute(
+        select(EngagedMessage.edition_id, EngagedMessage.kind, EngagedMessage.ref).where(
+            EngagedMessage.subscriber_id.is_not(None), EngagedMessage.created_at < cutoff
+        )
+    ).all()
+    for edition_id, kind, ref in named:
+        session.execute(
+            update(EngagedMessage)
+            .where(
+                EngagedMessage.edition_id == edition_id,
+                EngagedMessage.kind == kind,
+                EngagedMessage.ref == ref,
+            )
+            .values(ref="x" + secrets.token_urlsafe(12), subscriber_id=None)
+            .execution_options(synchronize_session=False)
+        )
     return affected_rows(result)
