@@ -69,6 +69,11 @@ class ClickRecorder:
         self._last_flush = now
         return True
 
+    async def close(self) -> None:
+        """At the app's shutdown: give the Redis connections back."""
+        if self._redis is not None:
+            await self._redis.aclose()
+
     async def record(self, line: str) -> None:
         """Buffer one event; a Redis that is down costs the count, never the reader's way."""
         if self._redis is None:

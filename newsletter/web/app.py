@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -166,6 +168,13 @@ def _describe(error: RequestValidationError) -> str:
     return "; ".join(parts)
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    # The click buffer's Redis connections go back when the app stops.
+    await app.state.web.clicks.close()
+
+
 def create_app(
     settings: Settings | None = None,
     handoff: Handoff | None = None,
@@ -178,6 +187,7 @@ def create_app(
         title="newsletter",
         version="0.1.0",
         description="Reader pages (subscribe, confirm, preferences, unsubscribe) and the JSON API.",
+        lifespan=_lifespan,
     )
     clock = clock or clock_for(settings)
     storage = limit_storage(settings.redis_url)

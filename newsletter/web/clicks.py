@@ -75,24 +75,24 @@ _FOLLOW: dict[str, Any] = {
 
 
 # HEAD too: link scanners ask with it, and are counted as machines.
-@router.get("/r/{token}", operation_id="follow_link", **_FOLLOW)
-@router.head("/r/{token}", include_in_schema=False)
-@router.get("/r/{token}/{reader}", operation_id="follow_reader_link", **_FOLLOW)
-@router.head("/r/{token}/{reader}", include_in_schema=False)
-async def follow_link(request: Request, token: str, reader: str = "") -> Response:
+@router.get("/r/{link}", operation_id="follow_link", **_FOLLOW)
+@router.head("/r/{link}", include_in_schema=False)
+@router.get("/r/{link}/{reader}", operation_id="follow_reader_link", **_FOLLOW)
+@router.head("/r/{link}/{reader}", include_in_schema=False)
+async def follow_link(request: Request, link: str, reader: str = "") -> Response:
     """Lead a reader to a story of an edition, and count the click."""
     app = web(request)
-    link = read_link_token(app.settings.secret_key, token)
-    if link is None:
+    named = read_link_token(app.settings.secret_key, link)
+    if named is None:
         return unknown_link(request, None)
-    found = app.links.get(link)
+    found = app.links.get(named)
     if found is None:
-        found = await run_in_threadpool(_load, app.settings.database_url, link)
+        found = await run_in_threadpool(_load, app.settings.database_url, named)
         if found is None:
-            slug = await run_in_threadpool(_slug, app.settings.database_url, link[0])
+            slug = await run_in_threadpool(_slug, app.settings.database_url, named[0])
             return unknown_link(request, slug)
-        app.links.put(link, found)
-    event = _event(request, "c", link[0], link[1], reader)
+        app.links.put(named, found)
+    event = _event(request, "c", named[0], named[1], reader)
     await app.clicks.record(event.encode())
     response = RedirectResponse(found[0], status_code=302, headers=_NO_STORE)
     if app.clicks.flush_due(event.at, app.settings.click_settle_seconds):
@@ -100,11 +100,11 @@ async def follow_link(request: Request, token: str, reader: str = "") -> Respons
     return response
 
 
-@router.get("/o/{token}/{reader}", summary="The open pixel of an email (a 1x1 GIF; counted)")
-async def open_pixel(request: Request, token: str, reader: str) -> Response:
+@router.get("/o/{pixel}/{reader}", summary="The open pixel of an email (a 1x1 GIF; counted)")
+async def open_pixel(request: Request, pixel: str, reader: str) -> Response:
     """A 1x1 image; fetched means opened, by a person or by a proxy (see machines)."""
     app = web(request)
-    edition_id = read_open_token(app.settings.secret_key, token)
+    edition_id = read_open_token(app.settings.secret_key, pixel)
     if edition_id is not None:
         part = reader.removesuffix(".gif")
         await app.clicks.record(_event(request, "o", edition_id, 0, part).encode())

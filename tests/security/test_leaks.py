@@ -4,6 +4,7 @@ counted as the one inbox it is by the per-address signup limit."""
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import httpx
@@ -88,6 +89,18 @@ def test_every_token_route_is_known_to_carry_a_token(client: TestClient) -> None
     for path in token_routes:
         assert carries_token(path.replace("{token}", SECRET)), path
         assert SECRET not in redact(path.replace("{token}", SECRET)), path
+
+
+def test_every_reader_part_route_is_known_to_carry_a_token(client: TestClient) -> None:
+    """The reader part of a tracked link or pixel is redacted and never stored; its link part
+    is the same for every reader and is kept, so logs still say which story."""
+    paths = client.app.openapi()["paths"]  # type: ignore[attr-defined]
+    reader_routes = [path for path in paths if "{reader}" in path]
+    assert len(reader_routes) == 2, reader_routes
+    for path in reader_routes:
+        target = re.sub(r"\{(link|pixel)\}", "1.2.sig", path).replace("{reader}", SECRET)
+        assert carries_token(target), path
+        assert redact(target).endswith("/1.2.sig/[redacted]"), path
 
 
 @pytest.mark.parametrize(

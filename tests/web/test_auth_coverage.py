@@ -51,9 +51,9 @@ PUBLIC = {
     ("POST", "/preferences/{token}"),
     # Tracked links and the open pixel: the signed link is all they take, and they lead
     # only to an edition's own stories.
-    ("GET", "/r/{token}"),
-    ("GET", "/r/{token}/{reader}"),
-    ("GET", "/o/{token}/{reader}"),
+    ("GET", "/r/{link}"),
+    ("GET", "/r/{link}/{reader}"),
+    ("GET", "/o/{pixel}/{reader}"),
     ("POST", "/preferences/{token}/unsubscribe-all"),
     ("GET", "/preferences/{token}/data.json"),
     ("POST", "/preferences/{token}/erase"),

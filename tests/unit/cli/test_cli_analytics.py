@@ -85,6 +85,17 @@ def test_flush_with_nothing_buffered_says_so(with_redis: redis.Redis) -> None:
     assert run("analytics", "flush") == (0, "No clicks were waiting to be written.")
 
 
+@pytest.fixture
+def without_redis(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No NEWSLETTER_REDIS_URL, whatever earlier tests of the run pointed the process at."""
+    monkeypatch.setenv("NEWSLETTER_REDIS_URL", "")
+    get_settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+@pytest.mark.usefixtures("without_redis")
 def test_flush_without_redis_says_where_the_clicks_are() -> None:
     code, output = run("analytics", "flush")
 
