@@ -35,7 +35,7 @@ def uvicorn_config(host: str, port: int, workers: int, *, access_log: bool) -> u
     import uvicorn
 
     return uvicorn.Config(
-        "newsletter.web.app:create_app",
+        "newsletter.web.app:served_app",
         factory=True,
         host=host,
         port=port,

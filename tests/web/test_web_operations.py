@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 from datetime import UTC, datetime
 
@@ -11,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from newsletter.cli.serve import uvicorn_config
 from newsletter.config import Settings
 from newsletter.delivery.fanout import pending_batches
 from newsletter.editions.lifecycle import start_sending
@@ -24,6 +26,7 @@ from newsletter.subscriptions.tokens import (
     make_confirm_token,
     make_token,
 )
+from newsletter.web.app import served_app
 from tests.factories import edition_with_readers, key_of
 from tests.moments import TEST_NOW
 from tests.returns import complaint, hard_bounce, sender_refusal, sent_edition
@@ -309,3 +312,20 @@ def test_subscription_gauge_has_no_rows_when_empty(client: TestClient, session: 
     assert session.scalars(select(Subscription)).all() == []
     names = {name for name, _ in samples(client)}
     assert "newsletter_subscriptions" not in names
+
+
+def test_the_served_app_keeps_its_start_up_out_of_the_collectors_sight(
+    settings: Settings,
+) -> None:
+    """``newsletter serve`` runs ``served_app``: start-up's objects frozen, so a full garbage
+    collection does not walk them mid-request (bench/clicks.py: p99 56 ms -> 8 ms)."""
+    config = uvicorn_config("127.0.0.1", 8000, 1, access_log=False)
+    try:
+        app = served_app()
+        frozen = gc.get_freeze_count()
+    finally:
+        gc.unfreeze()
+
+    assert config.app == "newsletter.web.app:served_app"
+    assert app.title == "newsletter"
+    assert frozen > 10_000
