@@ -35,13 +35,11 @@ Needs wrk (Debian: apt-get install wrk) and redis-server for the embedded Redis.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import secrets
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,7 +51,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from web import drop_queue, emit, redis_client, served, server_environment  # bench/ on sys.path
+from web import (  # bench/ on sys.path
+    drop_queue,
+    emit,
+    redis_client,
+    served,
+    server_environment,
+    wrk,
+)
 
 LUA = Path(__file__).resolve().parent / "clicks.lua"
 # The edition is built as of the sample feed's day (as bench/_seed.py does) and sent an hour
@@ -148,20 +153,7 @@ def warm_up(url: str, paths: list[str]) -> None:
 
 
 def run_wrk(url: str, expect: int, target: str, args: argparse.Namespace) -> dict[str, Any]:
-    command = [
-        "wrk", "--latency", "-t", str(args.threads), "-c", str(args.connections),
-        "-d", args.duration, "--timeout", "10s", "-s", str(LUA), url, "--", str(expect), target,
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if args.verbose:
-        print(result.stdout, file=sys.stderr)
-    if result.returncode != 0:
-        raise SystemExit(f"wrk failed ({result.returncode}): {result.stderr or result.stdout}")
-    for line in result.stdout.splitlines():
-        if line.startswith("BENCH "):
-            parsed: dict[str, Any] = json.loads(line.removeprefix("BENCH "))
-            return parsed
-    raise SystemExit(f"wrk printed no BENCH line:\n{result.stdout}\n{result.stderr}")
+    return wrk(url, LUA, [str(expect), target], args)
 
 
 def figures(stats: dict[str, Any]) -> dict[str, float]:

@@ -175,11 +175,11 @@ def warm_up(url: str, one_click: str) -> None:
             answer.raise_for_status()
 
 
-def run_wrk(url: str, mode: str, path: str, args: argparse.Namespace, nonce: str) -> dict[str, Any]:
+def wrk(url: str, script: Path, script_args: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """One wrk run of ``script`` against ``url``: the JSON its ``BENCH`` line reports."""
     command = [
         "wrk", "--latency", "-t", str(args.threads), "-c", str(args.connections),
-        "-d", args.duration, "--timeout", "10s", "-s", str(LUA), url + path,
-        "--", mode, path, nonce, LIST_SLUG,
+        "-d", args.duration, "--timeout", "10s", "-s", str(script), url, "--", *script_args,
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if args.verbose:
@@ -191,6 +191,10 @@ def run_wrk(url: str, mode: str, path: str, args: argparse.Namespace, nonce: str
             parsed: dict[str, Any] = json.loads(line.removeprefix("BENCH "))
             return parsed
     raise SystemExit(f"wrk printed no BENCH line:\n{result.stdout}\n{result.stderr}")
+
+
+def run_wrk(url: str, mode: str, path: str, args: argparse.Namespace, nonce: str) -> dict[str, Any]:
+    return wrk(url + path, LUA, [mode, path, nonce, LIST_SLUG], args)
 
 
 def report(name: str, stats: dict[str, Any]) -> bool:
