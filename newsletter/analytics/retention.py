@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from newsletter.db import affected_rows
 from newsletter.models import EngagedMessage, ReaderClick
+from newsletter.subscriptions.clicks import detach
 
 
 def purge_reader_clicks(session: Session, *, now: datetime, retention: timedelta) -> int:
@@ -23,15 +23,5 @@ def purge_reader_clicks(session: Session, *, now: datetime, retention: timedelta
             EngagedMessage.subscriber_id.is_not(None), EngagedMessage.created_at < cutoff
         )
     ).all()
-    for edition_id, kind, ref in named:
-        session.execute(
-            update(EngagedMessage)
-            .where(
-                EngagedMessage.edition_id == edition_id,
-                EngagedMessage.kind == kind,
-                EngagedMessage.ref == ref,
-            )
-            .values(ref="x" + secrets.token_urlsafe(12), subscriber_id=None)
-            .execution_options(synchronize_session=False)
-        )
+    detach(session, [(edition_id, kind, ref) for edition_id, kind, ref in named])
     return affected_rows(result)

@@ -7,6 +7,7 @@ The per-link and per-edition counts never name a reader and stay as they are.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
@@ -50,7 +51,13 @@ def forget(session: Session, subscriber_id: int) -> None:
         )
         if named == subscriber_id or (edition_id, ref) in deliveries
     ]  # fmt: skip
-    for edition_id, kind, ref, _ in theirs:
+    detach(session, [(edition_id, kind, ref) for edition_id, kind, ref, _ in theirs])
+
+
+def detach(session: Session, messages: Iterable[tuple[int, str, str]]) -> None:
+    """Give each engaged message (edition, kind, ref) a fresh random ref and no reader: it
+    still counts once, and leads back to no one (erasure, and past the retention)."""
+    for edition_id, kind, ref in messages:
         session.execute(
             update(EngagedMessage)
             .where(
