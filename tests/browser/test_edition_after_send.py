@@ -60,7 +60,8 @@ def test_the_edition_page_follows_a_send_to_its_end_without_a_reload(
         # Marks this document: a reload or a navigation would lose it.
         page.evaluate("window.sameDocument = true")
         expect(page.locator("#status-badge")).to_have_text("sending", timeout=20_000)
-        expect(page.get_by_role("button", name="Pause")).to_be_visible()
+        # The controls follow the badge with a fetch of their own: as long a wait as the badge.
+        expect(page.get_by_role("button", name="Pause")).to_be_visible(timeout=20_000)
         expect(page.get_by_role("button", name="Send now")).to_have_count(0)
 
     expect(page.locator("#status-badge")).to_have_text("sent", timeout=30_000)
